@@ -138,7 +138,9 @@ class EnvConfig(_Strict):
         return f"Driftline-{self.name}"
 
 
-def load_env_config(context: Mapping[str, Any], env_name: str | None, *, git_sha: str = "unknown") -> EnvConfig:
+def load_env_config(
+    context: Mapping[str, Any], env_name: str | None, *, git_sha: str = "unknown"
+) -> EnvConfig:
     """Parse the `driftline` context block for one environment, or raise a one-line ConfigError."""
     if env_name not in ENV_NAMES:
         raise ConfigError(f"unknown env {env_name!r}: valid envs are {', '.join(ENV_NAMES)}")
@@ -147,7 +149,9 @@ def load_env_config(context: Mapping[str, Any], env_name: str | None, *, git_sha
         raise ConfigError(f"context key '{CONTEXT_KEY}.envs' is missing from cdk.json")
     raw = block["envs"].get(env_name)
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"context key '{CONTEXT_KEY}.envs.{env_name}' is missing or not an object")
+        raise ConfigError(
+            f"context key '{CONTEXT_KEY}.envs.{env_name}' is missing or not an object"
+        )
     values = {**raw, "name": env_name, "git_sha": git_sha}
     if env_name == "local":
         values.setdefault("account", LOCAL_ACCOUNT)
@@ -160,7 +164,11 @@ def load_env_config(context: Mapping[str, Any], env_name: str | None, *, git_sha
 def _one_line(error: ValidationError, env_name: str) -> str:
     first = error.errors()[0]
     location = ".".join(str(part) for part in first["loc"])
-    key = f"{CONTEXT_KEY}.envs.{env_name}.{location}" if location else f"{CONTEXT_KEY}.envs.{env_name}"
+    key = (
+        f"{CONTEXT_KEY}.envs.{env_name}.{location}"
+        if location
+        else f"{CONTEXT_KEY}.envs.{env_name}"
+    )
     message = first["msg"].removeprefix("Value error, ")
     more = len(error.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""

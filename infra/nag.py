@@ -13,7 +13,8 @@ def enable_nag(app: App) -> None:
 
 
 BASIC_EXECUTION_ROLE = (
-    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+    "service-role/AWSLambdaBasicExecutionRole]"
 )
 
 
@@ -24,7 +25,9 @@ def acknowledge(construct: IConstruct, rule_id: str, reason: str) -> None:
     """
     if len(reason) < 20:
         raise ValueError(f"acknowledgement of {rule_id} needs a specific reason, got {reason!r}")
-    Validations.of(construct).acknowledge(Acknowledgment(id=f"AwsSolutions::{rule_id}", reason=reason))
+    Validations.of(construct).acknowledge(
+        Acknowledgment(id=f"AwsSolutions::{rule_id}", reason=reason)
+    )
 
 
 def acknowledge_cdk_singletons(stack: Stack) -> None:
@@ -39,5 +42,5 @@ def acknowledge_cdk_singletons(stack: Stack) -> None:
             acknowledge(
                 child,
                 BASIC_EXECUTION_ROLE,
-                "CDK's BucketNotificationsHandler uses AWSLambdaBasicExecutionRole for its own logs only",
+                "CDK's BucketNotificationsHandler uses the basic role only to write its own logs",
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -20,6 +21,7 @@ class AlertsTopic(Construct):
         *,
         encryption_key: kms.IKey,
         email_addresses: Sequence[str],
+        removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(
@@ -29,5 +31,6 @@ class AlertsTopic(Construct):
             master_key=encryption_key,
             enforce_ssl=True,
         )
+        self.topic.apply_removal_policy(removal_policy)
         for address in email_addresses:
             self.topic.add_subscription(subscriptions.EmailSubscription(address))

@@ -12,7 +12,12 @@ class AccessLogBucket(Construct):
     """Target of S3 server access logs. S3 log delivery supports only SSE-S3 on the target."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy, retention: Duration
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        removal_policy: RemovalPolicy,
+        retention: Duration,
     ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
@@ -36,7 +41,7 @@ class AccessLogBucket(Construct):
 
 
 class SecureBucket(Construct):
-    """Versioned, KMS-encrypted, TLS-only, private, access-logged, with noncurrent-version expiry."""
+    """Versioned, KMS-encrypted, TLS-only, private, access-logged; old versions expire."""
 
     def __init__(
         self,

@@ -9,9 +9,11 @@ from constructs import Construct
 
 
 class DataKey(Construct):
-    """One rotating key per env: a single key policy to audit instead of one per bucket/table/topic."""
+    """One rotating key per env: one key policy to audit, not one per bucket/table/topic."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy
+    ) -> None:
         super().__init__(scope, construct_id)
         self.key = kms.Key(
             self,

@@ -21,24 +21,32 @@ class RegistryTableSet:
 
 
 class RegistryTables(Construct):
-    """Every table keys on (pk, sk) strings so each registry picks its own sort order.
+    """Single-region `AWS::DynamoDB::Table`s (the local emulator has no GlobalTable support).
+
+    Every table keys on (pk, sk) strings so each registry picks its own sort order.
 
     Datasets: pk=dataset, sk=validated_at#version (newest first with ScanIndexForward=False).
     Runs:     pk=run id / model, Models: pk=model, sk=zero-padded version, Endpoints: pk=endpoint.
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, encryption_key: kms.IKey, removal_policy: RemovalPolicy
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        encryption_key: kms.IKey,
+        removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
         tables = {
-            name: dynamodb.TableV2(
+            name: dynamodb.Table(
                 self,
                 f"{name}Table",
                 partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
                 sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-                billing=dynamodb.Billing.on_demand(),
-                encryption=dynamodb.TableEncryptionV2.customer_managed_key(encryption_key),
+                billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+                encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+                encryption_key=encryption_key,
                 point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                     point_in_time_recovery_enabled=True
                 ),

@@ -20,15 +20,19 @@ from infra.constructs.registry_tables import RegistryTables, RegistryTableSet
 class DataStack(Stack):
     """Buckets, registry tables, the data key and the alerts topic of one environment."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvConfig, **kwargs: Any) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvConfig, **kwargs: Any
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
             termination_protection=config.protects_stateful_resources,
-            description=f"Driftline {config.name}: stateful data (datasets, artifacts, registries, alerts)",
+            description=f"Driftline {config.name}: datasets, artifacts, registries, alerts",
             **kwargs,
         )
-        removal = RemovalPolicy.RETAIN if config.protects_stateful_resources else RemovalPolicy.DESTROY
+        removal = (
+            RemovalPolicy.RETAIN if config.protects_stateful_resources else RemovalPolicy.DESTROY
+        )
 
         self.key: kms.IKey = DataKey(self, "DataKey", removal_policy=removal).key
         access_logs = AccessLogBucket(
@@ -62,7 +66,11 @@ class DataStack(Stack):
             self, "Registry", encryption_key=self.key, removal_policy=removal
         ).tables
         self.alerts_topic: sns.ITopic = AlertsTopic(
-            self, "Alerts", encryption_key=self.key, email_addresses=config.alarm_emails
+            self,
+            "Alerts",
+            encryption_key=self.key,
+            email_addresses=config.alarm_emails,
+            removal_policy=removal,
         ).topic
 
         outputs = {

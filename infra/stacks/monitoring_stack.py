@@ -16,7 +16,13 @@ class MonitoringStack(Stack):
     """One dashboard per env; drift monitor and alarms arrive with the monitoring issue."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvConfig, data: DataStack, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvConfig,
+        data: DataStack,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             scope,
@@ -30,7 +36,7 @@ class MonitoringStack(Stack):
             widgets=[
                 [
                     cloudwatch.TextWidget(
-                        markdown=f"# Driftline {config.name}\nPipeline runs, drift, endpoints, alarms.",
+                        markdown=f"# Driftline {config.name}\nRuns, drift, endpoints, alarms.",
                         width=24,
                         height=2,
                     )

@@ -15,7 +15,13 @@ class PipelineStack(Stack):
     """Validate → prepare → train → evaluate → gate → register → deploy → notify."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvConfig, data: DataStack, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvConfig,
+        data: DataStack,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             scope,

@@ -15,7 +15,13 @@ class ServingStack(Stack):
     """Inference endpoints per model; filled by the serving issue."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvConfig, data: DataStack, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvConfig,
+        data: DataStack,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             scope,

@@ -1,0 +1,1 @@
+"""Driftline: the command line and the local twin."""
