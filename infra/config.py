@@ -22,6 +22,33 @@ LOCAL_ACCOUNT = "000000000000"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+# The values CloudWatch Logs accepts for a log group's retention.
+LOG_RETENTION_DAYS: frozenset[int] = frozenset(
+    (
+        1,
+        3,
+        5,
+        7,
+        14,
+        30,
+        60,
+        90,
+        120,
+        150,
+        180,
+        365,
+        400,
+        545,
+        731,
+        1096,
+        1827,
+        2192,
+        2557,
+        2922,
+        3288,
+        3653,
+    )
+)
 
 
 class ConfigError(ValueError):
@@ -99,6 +126,14 @@ class EnvConfig(_Strict):
     def _account_is_twelve_digits(cls, value: str | None) -> str | None:
         if value is not None and not _ACCOUNT.match(value):
             raise ValueError("must be a 12-digit AWS account id")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_is_one_cloudwatch_accepts(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(str(days) for days in sorted(LOG_RETENTION_DAYS))
+            raise ValueError(f"{value} is not a CloudWatch Logs retention (one of {allowed})")
         return value
 
     @field_validator("region")

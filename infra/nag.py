@@ -1,25 +1,141 @@
-"""cdk-nag wiring: AwsSolutions on every stack, acknowledgements kept beside their reasons."""
+"""cdk-nag wiring: AwsSolutions on every stack, every acknowledgement kept beside its reason.
+
+Two ways to acknowledge, both requiring a specific reason:
+- `acknowledge(construct, rule_id, reason)` for one finding on one construct (exact id);
+- `PATTERN_ACKNOWLEDGEMENTS` for the wildcard findings CDK's `grant_*` methods generate on
+  every role. Their finding ids embed cross-stack export names that exist only after synth,
+  so they are matched by pattern (rule id and construct path) in a thin wrapper around
+  the AwsSolutions plugin instead of being listed by hand.
+"""
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, App, Stack, Validations
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    App,
+    IPolicyValidationContext,
+    IPolicyValidationPlugin,
+    PolicyValidationPluginReport,
+    PolicyViolatingResource,
+    PolicyViolation,
+    Stack,
+    Validations,
+)
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
-
-
-def enable_nag(app: App) -> None:
-    """Findings make synth raise ValidationFailed, so an unacknowledged one can never ship."""
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-
 
 BASIC_EXECUTION_ROLE = (
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
     "service-role/AWSLambdaBasicExecutionRole]"
 )
+WILDCARD_RESOURCE = "AwsSolutions-IAM5[Resource::*]"
+
+
+@dataclass(frozen=True)
+class PatternAcknowledgement:
+    rule: str
+    construct_path: str
+    reason: str
+
+    def covers(self, rule_name: str, construct_path: str) -> bool:
+        return bool(
+            re.fullmatch(self.rule, rule_name) and re.fullmatch(self.construct_path, construct_path)
+        )
+
+
+_ROLE_POLICY = r"Driftline-\w+-\w+/.+/Role/DefaultPolicy/Resource"
+_BUCKET_ARN = r"(<\w+Bucket\w*\.Arn>|Driftline-\w+-Data:ExportsOutputFnGetAtt\w*Bucket\w*Arn\w*)"
+
+PATTERN_ACKNOWLEDGEMENTS: tuple[PatternAcknowledgement, ...] = (
+    PatternAcknowledgement(
+        rule=r"AwsSolutions-IAM5\[Action::(s3:(GetBucket|GetObject|List|Abort|DeleteObject)"
+        r"|kms:(GenerateDataKey|ReEncrypt))\*\]",
+        construct_path=_ROLE_POLICY,
+        reason="Action groups emitted by CDK grant_read/grant_read_write, each statement "
+        "scoped to one Driftline bucket or the env's data key",
+    ),
+    PatternAcknowledgement(
+        rule=rf"AwsSolutions-IAM5\[Resource::{_BUCKET_ARN}/(\w+/)?\*\]",
+        construct_path=_ROLE_POLICY,
+        reason="Object-level access inside one Driftline bucket (its ARN + /* or a prefix), "
+        "granted through CDK grants; never across buckets",
+    ),
+    PatternAcknowledgement(
+        rule=r"AwsSolutions-IAM5\[Resource::<\w+Function\w*\.Arn>:\*\]",
+        construct_path=r"Driftline-\w+-\w+/.+/StateMachine/Role/DefaultPolicy/Resource",
+        reason="The state machine may invoke any published version of its own step functions "
+        "(CDK LambdaInvoke grants function ARN and ARN:*)",
+    ),
+)
+
+
+@jsii.implements(IPolicyValidationPlugin)
+class _AcknowledgingPlugin:
+    """AwsSolutions, minus the findings a `PatternAcknowledgement` covers."""
+
+    def __init__(
+        self, inner: AwsSolutionsChecks, acknowledgements: Sequence[PatternAcknowledgement]
+    ) -> None:
+        self._inner = inner
+        self._acknowledgements = tuple(acknowledgements)
+
+    @property
+    def name(self) -> str:
+        return str(self._inner.name)
+
+    @property
+    def version(self) -> str | None:
+        return self._inner.version
+
+    @property
+    def rule_ids(self) -> list[str] | None:
+        return self._inner.rule_ids
+
+    def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
+        report = self._inner.validate(context)
+        kept: list[PolicyViolation] = []
+        for violation in report.violations:
+            resources = [
+                resource
+                for resource in violation.violating_resources
+                if not self._covered(violation.rule_name, resource.construct_path or "")
+            ]
+            if resources:
+                kept.append(_with_resources(violation, resources))
+        return PolicyValidationPluginReport(
+            success=not kept, violations=kept, metadata=report.metadata
+        )
+
+    def _covered(self, rule_name: str, construct_path: str) -> bool:
+        return any(ack.covers(rule_name, construct_path) for ack in self._acknowledgements)
+
+
+def _with_resources(
+    violation: PolicyViolation, resources: list[PolicyViolatingResource]
+) -> PolicyViolation:
+    return PolicyViolation(
+        rule_name=violation.rule_name,
+        description=violation.description,
+        violating_resources=resources,
+        fix=violation.fix,
+        rule_metadata=violation.rule_metadata,
+        severity=violation.severity,
+    )
+
+
+def enable_nag(
+    app: App, acknowledgements: Sequence[PatternAcknowledgement] = PATTERN_ACKNOWLEDGEMENTS
+) -> None:
+    """Findings make synth raise ValidationFailed, so an unacknowledged one can never ship."""
+    Validations.of(app).add_plugins(_AcknowledgingPlugin(AwsSolutionsChecks(app), acknowledgements))
 
 
 def acknowledge(construct: IConstruct, rule_id: str, reason: str) -> None:
-    """The one way to silence a finding: always on the narrowest construct, always with a reason.
+    """Silence one finding on the narrowest construct, always with a specific reason.
 
     `rule_id` is the finding as cdk-nag prints it (e.g. `AwsSolutions-IAM5[Resource::*]`).
     """
@@ -34,11 +150,10 @@ def acknowledge_cdk_singletons(stack: Stack) -> None:
     """CDK-provided helper functions whose runtime and role we do not control.
 
     `Custom::S3BucketNotifications` (BucketNotificationsHandler) is created by aws-s3 when
-    EventBridge notifications are on; `Custom::S3AutoDeleteObjects` may also appear.
+    EventBridge notifications are on.
     """
     for child in stack.node.children:
-        child_id = child.node.id
-        if child_id.startswith("BucketNotificationsHandler"):
+        if child.node.id.startswith("BucketNotificationsHandler"):
             acknowledge(
                 child,
                 BASIC_EXECUTION_ROLE,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from constructs import Construct
 
 from infra.config import EnvConfig
+from infra.constructs.log_retention import log_retention
+from infra.constructs.training_pipeline import PipelineResources, TrainingPipeline
 from infra.stacks.data_stack import DataStack
 
 
@@ -29,5 +31,24 @@ class PipelineStack(Stack):
             description=f"Driftline {config.name}: dataset validation and training pipeline",
             **kwargs,
         )
-        self.config = config
-        self.data = data
+        self.training = TrainingPipeline(
+            self,
+            "Training",
+            resources=PipelineResources(
+                datasets_bucket=data.datasets_bucket,
+                artifacts_bucket=data.artifacts_bucket,
+                tables=data.tables,
+                alerts_topic=data.alerts_topic,
+                key=data.key,
+            ),
+            env_name=config.name,
+            git_sha=config.git_sha,
+            approval_policy=config.approval_policy.value,
+            log_retention=log_retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        CfnOutput(
+            self,
+            "TrainingStateMachineArn",
+            value=self.training.state_machine.state_machine_arn,
+        )

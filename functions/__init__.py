@@ -1,0 +1,1 @@
+"""Lambda handlers: glue only. Logic lives in `pipelines/`, AWS calls in `functions/shared/`."""

@@ -1,0 +1,165 @@
+"""The training pipeline: state machine shape, upload trigger, function packaging."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.config import LOG_RETENTION_DAYS
+from infra.constructs.log_retention import _BY_DAYS
+from tests.infra.conftest import REPO, SynthesizedEnv
+
+pytestmark = pytest.mark.infra
+
+
+def resources_of(env: SynthesizedEnv, part: str, type_name: str) -> dict[str, Any]:
+    resources: dict[str, Any] = env.template_json(part)["Resources"]
+    return {key: value for key, value in resources.items() if value["Type"] == type_name}
+
+
+def definition(env: SynthesizedEnv) -> dict[str, Any]:
+    """The state machine's ASL with every CloudFormation token replaced by a placeholder."""
+    (machine,) = resources_of(env, "Pipeline", "AWS::StepFunctions::StateMachine").values()
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    text = "".join(part if isinstance(part, str) else "TOKEN" for part in parts)
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+@pytest.fixture(scope="module")
+def local(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
+    return synth_env("local")
+
+
+def test_pipeline_runs_the_steps_in_order(local: SynthesizedEnv) -> None:
+    states = definition(local)["States"]
+    order = ["Prepare", "Train", "Evaluate", "Gate", "GatePassed?"]
+    for current, following in zip(order, order[1:], strict=False):
+        assert states[current]["Next"] == following
+    assert states["GatePassed?"]["Choices"][0]["Next"] == "Register"
+    assert states["Register"]["Next"] == "Deploy"
+    assert states["Deploy"]["Next"] == "RecordSuccess"
+
+
+def test_every_lambda_step_retries_transient_errors_and_catches_the_rest(
+    local: SynthesizedEnv,
+) -> None:
+    states = definition(local)["States"]
+    for name in ("Validate", "Prepare", "Train", "Evaluate", "Gate", "Register"):
+        retried = {error for rule in states[name]["Retry"] for error in rule["ErrorEquals"]}
+        assert {"TransientError", "Lambda.ServiceException", "Lambda.TooManyRequestsException"} <= (
+            retried
+        ), name
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordFailure"}
+        ]
+
+
+def test_a_rejected_dataset_notifies_then_fails_with_dataset_rejected(
+    local: SynthesizedEnv,
+) -> None:
+    states = definition(local)["States"]
+    choices = {c["StringEquals"]: c["Next"] for c in states["DatasetAccepted?"]["Choices"]}
+    assert choices == {"ignored": "Ignored", "rejected": "NotifyRejection"}
+    assert states["NotifyRejection"]["Resource"].endswith(":states:::sns:publish")
+    assert states["NotifyRejection"]["Next"] == "DatasetRejected"
+    assert states["DatasetRejected"] == {
+        "Type": "Fail",
+        "Error": "DatasetRejected",
+        "CausePath": "$.validation.cause",
+    }
+
+
+def test_failures_are_recorded_notified_and_end_failed(local: SynthesizedEnv) -> None:
+    states = definition(local)["States"]
+    assert states["RecordFailure"]["Next"] == "NotifyFailure"
+    assert states["NotifyFailure"]["Next"] == "PipelineFailed"
+    assert states["PipelineFailed"]["Error"] == "PipelineFailed"
+    assert states["GateRejected"]["Error"] == "GateRejected"
+
+
+def test_uploads_under_datasets_trigger_the_run_starter_with_a_dead_letter_queue(
+    local: SynthesizedEnv,
+) -> None:
+    (rule,) = resources_of(local, "Pipeline", "AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["object"] == {"key": [{"prefix": "datasets/"}]}
+    (target,) = rule["Properties"]["Targets"]
+    assert "DeadLetterConfig" in target
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 4
+
+
+def test_state_machine_traces_and_logs_everything(local: SynthesizedEnv) -> None:
+    (machine,) = resources_of(local, "Pipeline", "AWS::StepFunctions::StateMachine").values()
+    properties = machine["Properties"]
+    assert properties["TracingConfiguration"] == {"Enabled": True}
+    assert properties["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_functions_run_from_the_shared_image_with_their_own_command(local: SynthesizedEnv) -> None:
+    functions = resources_of(local, "Pipeline", "AWS::Lambda::Function")
+    commands = {fn["Properties"]["ImageConfig"]["Command"][0] for fn in functions.values()}
+    assert commands == {
+        f"functions.{name}.handler.handler"
+        for name in (
+            "start_run",
+            "validate",
+            "prepare",
+            "train",
+            "evaluate",
+            "gate",
+            "register",
+            "record_outcome",
+        )
+    }
+    for fn in functions.values():
+        assert fn["Properties"]["PackageType"] == "Image"
+        assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_every_handler_the_template_names_exists(local: SynthesizedEnv) -> None:
+    functions = resources_of(local, "Pipeline", "AWS::Lambda::Function").values()
+    for fn in functions:
+        module, _, attribute = fn["Properties"]["ImageConfig"]["Command"][0].rpartition(".")
+        path = REPO / Path(*module.split(".")).with_suffix(".py")
+        assert path.is_file(), path
+        assert f"def {attribute}(" in path.read_text(), path
+
+
+def test_function_roles_use_no_aws_managed_policies(local: SynthesizedEnv) -> None:
+    for role in resources_of(local, "Pipeline", "AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_log_groups_keep_logs_for_the_configured_retention(
+    synth_env: Callable[[str], SynthesizedEnv],
+) -> None:
+    for env_name, days in (("local", 7), ("prod", 365)):
+        groups = resources_of(synth_env(env_name), "Pipeline", "AWS::Logs::LogGroup").values()
+        assert {group["Properties"]["RetentionInDays"] for group in groups} == {days}
+
+
+def test_retention_mapping_covers_every_value_config_accepts() -> None:
+    assert set(_BY_DAYS) == set(LOG_RETENTION_DAYS)
+
+
+def pins(path: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.\-\[\]]+)==(\S+)", line.strip())
+        if match:
+            found[re.sub(r"\[.*\]", "", match.group(1)).lower()] = match.group(2)
+    return found
+
+
+def test_function_image_pins_match_the_project_pins() -> None:
+    image, project = pins(REPO / "functions" / "requirements.txt"), pins(REPO / "requirements.txt")
+    assert image, "functions/requirements.txt pins nothing"
+    assert {name: project.get(name) for name in image} == image
