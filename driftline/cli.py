@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from driftline.commands import outputs
+from driftline.commands import drift, local, outputs
 from driftline.errors import EXIT_UNUSABLE_INPUT, DriftlineError
 
-COMMANDS = (outputs,)
+COMMANDS = (outputs, local, drift)
 
 
 class _Parser(argparse.ArgumentParser):

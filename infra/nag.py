@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
 import jsii
 from aws_cdk import (
     Acknowledgment,

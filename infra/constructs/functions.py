@@ -56,7 +56,7 @@ class DriftlineFunction(Construct):
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         memory_mb: int = 1024,
-        timeout: Duration = Duration.minutes(1),
+        timeout_seconds: int = 60,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -78,7 +78,7 @@ class DriftlineFunction(Construct):
             code=FunctionImage.code(handler_module),
             description=description,
             memory_size=memory_mb,
-            timeout=timeout,
+            timeout=Duration.seconds(timeout_seconds),
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={

@@ -89,7 +89,7 @@ class TrainingPipeline(Construct):
                 log_retention=log_retention,
                 removal_policy=removal_policy,
                 memory_mb=memory_mb,
-                timeout=Duration.minutes(minutes),
+                timeout_seconds=minutes * 60,
             ).function
 
         validate = step_function(
@@ -150,7 +150,7 @@ class TrainingPipeline(Construct):
             log_retention=log_retention,
             removal_policy=removal_policy,
             memory_mb=256,
-            timeout=Duration.seconds(30),
+            timeout_seconds=30,
         ).function
         self.state_machine.grant_start_execution(start_run)
         self.dead_letters = sqs.Queue(

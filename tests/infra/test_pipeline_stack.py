@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable
@@ -39,7 +40,7 @@ def local(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
 def test_pipeline_runs_the_steps_in_order(local: SynthesizedEnv) -> None:
     states = definition(local)["States"]
     order = ["Prepare", "Train", "Evaluate", "Gate", "GatePassed?"]
-    for current, following in zip(order, order[1:], strict=False):
+    for current, following in itertools.pairwise(order):
         assert states[current]["Next"] == following
     assert states["GatePassed?"]["Choices"][0]["Next"] == "Register"
     assert states["Register"]["Next"] == "Deploy"
