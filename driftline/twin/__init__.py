@@ -1,0 +1,1 @@
+"""The local twin: Driftline's synthesized CloudFormation templates running on moto, offline."""
