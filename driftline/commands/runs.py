@@ -1,0 +1,200 @@
+"""`driftline runs list|show|compare`: training runs from the Runs registry.
+
+`compare A B` puts two runs' parameters and metrics side by side with B - A deltas, the
+question after every retrain ("what changed, and did it help?").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from driftline.aws import client, require_output, stack_outputs
+from driftline.errors import UsageError
+from driftline.output import emit
+from functions.shared.errors import TransientError
+from functions.shared.registry import RegistryError, RunRegistry
+
+SPLIT_ORDER = ("test", "validation", "train")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("runs", help="list, show and compare training runs")
+    actions = parser.add_subparsers(dest="runs_command", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        action = actions.add_parser(name, help=help_text)
+        action.add_argument(
+            "--env", default="local", help="local, dev, staging or prod (default: local)"
+        )
+        action.add_argument("--json", action="store_true", help="print one JSON document")
+        action.set_defaults(handler=run)
+        return action
+
+    listing = add("list", "runs, newest first")
+    listing.add_argument("--dataset", help="only this dataset's runs")
+    listing.add_argument("--limit", type=_positive, default=20, help="at most N runs (20)")
+    add("show", "one run: params, metrics, gate, artifacts, durations").add_argument(
+        "run_id", metavar="RUN"
+    )
+    compare = add("compare", "two runs side by side, with B - A deltas")
+    compare.add_argument("run_a", metavar="RUN_A")
+    compare.add_argument("run_b", metavar="RUN_B")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+@contextmanager
+def registry_errors() -> Iterator[None]:
+    """Registry lookups and throttling as one-line CLI errors (exit 2)."""
+    try:
+        yield
+    except RegistryError as error:
+        raise UsageError(str(error)) from None
+    except TransientError as error:
+        raise UsageError(f"AWS call failed: {error}") from None
+
+
+def runs_registry(env: str) -> RunRegistry:
+    table = require_output(stack_outputs(env), "RunsTableName", env)
+    return RunRegistry(client("dynamodb"), table)
+
+
+def run(args: argparse.Namespace) -> int:
+    with registry_errors():
+        registry = runs_registry(args.env)
+        if args.runs_command == "list":
+            runs = registry.list_runs(dataset=args.dataset, limit=args.limit)
+            emit(runs, as_json=args.json, rows=[summary_row(r) for r in runs])
+        elif args.runs_command == "show":
+            record = registry.require_run(args.run_id)
+            emit(record, as_json=args.json, rows=detail_rows(record))
+        else:
+            first, second = registry.require_run(args.run_a), registry.require_run(args.run_b)
+            document = compare_runs(first, second)
+            emit(document, as_json=args.json, rows=comparison_rows(document))
+    return 0
+
+
+def _test_metric(record: Mapping[str, Any]) -> tuple[str | None, Any]:
+    metric = record.get("primary_metric")
+    test = (record.get("metrics") or {}).get("test") or {}
+    return metric, (test.get(metric) if metric else None)
+
+
+def summary_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    metric, value = _test_metric(record)
+    return {
+        "run": record.get("run_id"),
+        "dataset": record.get("dataset"),
+        "status": record.get("status"),
+        "trigger": record.get("trigger"),
+        "started_at": record.get("started_at"),
+        "seconds": record.get("duration_total"),
+        "metric": f"{metric}={value:.4f}" if isinstance(value, (int, float)) else None,
+        "model_version": record.get("model_version"),
+    }
+
+
+def flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested maps as dotted keys; lists stay values (one table cell)."""
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def detail_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"field": key, "value": value} for key, value in sorted(flatten(record).items())]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _delta(a: Any, b: Any) -> float | None:
+    return float(b) - float(a) if _is_number(a) and _is_number(b) else None
+
+
+def compare_runs(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    params_a = flatten(first.get("params") or {})
+    params_b = flatten(second.get("params") or {})
+    params = [
+        {
+            "name": name,
+            "a": params_a.get(name),
+            "b": params_b.get(name),
+            "same": _canonical(params_a.get(name)) == _canonical(params_b.get(name)),
+        }
+        for name in sorted(set(params_a) | set(params_b))
+    ]
+    metrics_a, metrics_b = first.get("metrics") or {}, second.get("metrics") or {}
+    splits = [s for s in SPLIT_ORDER if s in metrics_a or s in metrics_b]
+    metrics = []
+    for split in splits:
+        values_a, values_b = metrics_a.get(split) or {}, metrics_b.get(split) or {}
+        for metric in [*values_a, *(m for m in values_b if m not in values_a)]:
+            a, b = values_a.get(metric), values_b.get(metric)
+            metrics.append(
+                {"split": split, "metric": metric, "a": a, "b": b, "delta": _delta(a, b)}
+            )
+    return {
+        "runs": {
+            "a": _identity(first),
+            "b": _identity(second),
+        },
+        "params": params,
+        "metrics": metrics,
+    }
+
+
+def _identity(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: record.get(key)
+        for key in ("run_id", "dataset", "status", "dataset_version_id", "code_version")
+    }
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def comparison_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {"field": f"run.{key}", "a": value, "b": document["runs"]["b"][key], "delta": None}
+        for key, value in document["runs"]["a"].items()
+    ]
+    rows.extend(
+        {
+            "field": f"params.{param['name']}",
+            "a": param["a"],
+            "b": param["b"],
+            "delta": None if param["same"] else "changed",
+        }
+        for param in document["params"]
+    )
+    rows.extend(
+        {
+            "field": f"{metric['split']}.{metric['metric']}",
+            "a": metric["a"],
+            "b": metric["b"],
+            "delta": None if metric["delta"] is None else f"{metric['delta']:+.4f}",
+        }
+        for metric in document["metrics"]
+    )
+    return rows

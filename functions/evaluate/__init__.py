@@ -1,0 +1,1 @@
+"""Evaluate: score the challenger and the champion on the same test rows."""

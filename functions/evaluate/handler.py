@@ -1,0 +1,114 @@
+"""Score the challenger on every split and the champion on the challenger's test rows.
+
+The champion is the newest Approved version of this model. A champion that cannot be scored
+here (written by another scikit-learn, or trained on columns the data no longer has) is
+reported as a note instead of failing the run; the gate then says it could not compare.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.shared import storage
+from functions.shared.artifacts import RunData, load_model_bytes, load_run_data
+from functions.shared.clients import client
+from functions.shared.keys import METRICS, PLOT, run_artifact
+from functions.shared.registry import ModelRegistry, RunRegistry
+from functions.shared.settings import get_settings
+from functions.shared.state import Evaluated, TrainedState, json_safe, parse_state
+from pipelines.model_card import metrics_document, render_evaluation_plot
+from pipelines.model_io import ModelIOError
+from pipelines.training import TrainingError, TrainingRun, evaluate, score_model
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    state = parse_state(TrainedState, event)
+    logger.append_keys(run_id=state.run.id, dataset=state.dataset)
+    return run(state).model_dump()
+
+
+def score_champion(
+    champion: dict[str, Any] | None, data: RunData, bucket: str
+) -> tuple[dict[str, float] | None, str | None]:
+    """(metrics on the challenger's test rows, or None; a note when scoring was impossible)."""
+    if champion is None:
+        return None, None
+    version = champion["version"]
+    try:
+        loaded = load_model_bytes(bucket, str(champion["model_key"]))
+        test_rows = data.frame.reset_index(drop=True).iloc[data.prepared.split.test]
+        return score_model(loaded.model, test_rows, data.config), None
+    except (ModelIOError, TrainingError) as error:
+        note = f"champion v{version} could not be scored: {error}"
+        logger.warning("champion not scored", extra={"version": version, "reason": str(error)})
+        return None, note
+
+
+def run(state: TrainedState) -> Evaluated:
+    started = time.perf_counter()
+    settings = get_settings()
+    bucket = settings.artifacts_bucket
+    prepared = state.prepared
+    data = load_run_data(
+        bucket,
+        dataset_key=prepared.dataset_key,
+        config_key=prepared.config_key,
+        config_source=prepared.config_source,
+        columns=state.validation.columns,
+    )
+    challenger = load_model_bytes(bucket, state.trained.model_key).model
+    evaluation = evaluate(challenger, data.prepared, data.config)
+    training_run = TrainingRun(
+        config=data.config, prepared=data.prepared, model=challenger, evaluation=evaluation
+    )
+
+    champion = ModelRegistry(client("dynamodb"), settings.models_table).champion(state.dataset)
+    champion_metrics, note = score_champion(champion, data, bucket)
+    champion_version = int(champion["version"]) if champion is not None else None
+
+    document = metrics_document(training_run)
+    document["champion"] = json_safe(
+        {"version": champion_version, "metrics": champion_metrics, "note": note}
+    )
+    metrics_key, plot_key = run_artifact(state.run.id, METRICS), run_artifact(state.run.id, PLOT)
+    storage.put_json(bucket, metrics_key, json_safe(document))
+    plot = render_evaluation_plot(evaluation, title=state.dataset)
+    storage.put_bytes(bucket, plot_key, plot, "image/png")
+
+    duration = round(time.perf_counter() - started, 3)
+    RunRegistry(client("dynamodb"), settings.runs_table).update_run(
+        state.run.id,
+        {
+            "metrics": evaluation.metrics,
+            "primary_metric": evaluation.primary_metric,
+            "champion_metrics": champion_metrics,
+            "champion_version": champion_version,
+            "artifacts.metrics": metrics_key,
+            "artifacts.plot": plot_key,
+            "duration_evaluate": duration,
+        },
+    )
+    logger.info(
+        "evaluated",
+        extra={
+            "test": json_safe(evaluation.test_metrics),
+            "champion": json_safe(champion_metrics),
+            "seconds": duration,
+        },
+    )
+    return Evaluated(
+        metrics=json_safe(evaluation.test_metrics),
+        champion_metrics=json_safe(champion_metrics),
+        champion_version=champion_version,
+        champion_note=note,
+        primary_metric=evaluation.primary_metric,
+        metrics_key=metrics_key,
+        plot_key=plot_key,
+    )

@@ -1,0 +1,1 @@
+"""Gate: decide whether the challenger may be registered."""

@@ -1,0 +1,1 @@
+"""RecordOutcome: write a run's final status and the message people are sent."""

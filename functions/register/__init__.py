@@ -1,0 +1,1 @@
+"""Register: add the challenger to the model registry as a new version."""

@@ -1,0 +1,122 @@
+"""Register the challenger as the model's next version, Approved or PendingApproval.
+
+Versions come from an atomic counter and are written with a condition that the version item
+does not exist yet, so concurrent registrations of one model get distinct, increasing numbers
+and never overwrite each other. Artifacts are copied under `models/<name>/v<version>/` before
+the version item is written, so a registered version never points at a missing file. A retried
+Register finds the version this run already registered and returns it instead of adding one.
+"""
+
+from __future__ import annotations
+
+import time
+from itertools import islice
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.shared import storage
+from functions.shared.clients import client
+from functions.shared.errors import PipelineInputError
+from functions.shared.keys import MODEL, REGISTERED, model_artifact, run_artifact
+from functions.shared.registry import ModelRegistry, RunRegistry
+from functions.shared.settings import Settings, get_settings
+from functions.shared.state import GatedState, Registered, parse_state, utc_now
+
+logger = Logger()
+
+MAX_ALLOCATIONS = 5
+# A retry follows its first attempt within minutes: its version is among the newest few.
+RETRY_LOOKBACK = 20
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    state = parse_state(GatedState, event)
+    logger.append_keys(run_id=state.run.id, dataset=state.dataset)
+    return run(state).model_dump()
+
+
+def approval_status(config_approval: str, settings: Settings) -> str:
+    """`automatic` approves at once; `env-default` defers to the environment's policy."""
+    automatic = config_approval == "automatic" or (
+        config_approval == "env-default" and settings.approval_policy == "automatic"
+    )
+    return "Approved" if automatic else "PendingApproval"
+
+
+def _already_registered(models: ModelRegistry, state: GatedState) -> Registered | None:
+    """The version this run registered before a retry, looked up among the newest versions."""
+    for record in islice(models.versions(state.dataset), RETRY_LOOKBACK):
+        if record.get("run_id") == state.run.id:
+            return Registered(
+                model=state.dataset,
+                version=int(record["version"]),
+                status=str(record["status"]),
+                model_key=str(record["model_key"]),
+            )
+    return None
+
+
+def run(state: GatedState) -> Registered:
+    started = time.perf_counter()
+    if not state.gate.passed:
+        raise PipelineInputError(f"run {state.run.id}: the gate did not pass; nothing to register")
+    settings = get_settings()
+    bucket = settings.artifacts_bucket
+    runs = RunRegistry(client("dynamodb"), settings.runs_table)
+    models = ModelRegistry(client("dynamodb"), settings.models_table)
+    previous = _already_registered(models, state)
+    if previous is not None:
+        logger.info("already registered", extra={"version": previous.version})
+        return previous
+
+    status = approval_status(state.prepared.approval, settings)
+    name = state.dataset
+    created_at = utc_now()
+    for _ in range(MAX_ALLOCATIONS):
+        version = models.allocate_version(name)
+        model_key = model_artifact(name, version, MODEL)
+        artifacts = {}
+        for artifact in REGISTERED:
+            key = model_artifact(name, version, artifact)
+            storage.copy(bucket, run_artifact(state.run.id, artifact), key)
+            artifacts[artifact.split(".")[0]] = key
+        record = {
+            "model": name,
+            "version": version,
+            "status": status,
+            "run_id": state.run.id,
+            "created_at": created_at,
+            "model_key": model_key,
+            "artifacts": artifacts,
+            "metrics": state.evaluation.metrics,
+            "primary_metric": state.evaluation.primary_metric,
+            "estimator": state.prepared.estimator,
+            "approval": state.prepared.approval,
+            "lineage": {
+                "dataset": state.dataset,
+                "s3_version_id": state.validation.version_id,
+                "manifest_sha256": state.validation.manifest_sha256,
+                "code_version": settings.git_sha,
+                "run_id": state.run.id,
+                "execution_arn": state.run.execution_arn,
+            },
+        }
+        if status == "Approved":
+            record |= {"decided_at": created_at, "decided_by": "policy:automatic"}
+        if models.put_version(record):
+            break
+        # The counter was behind an existing item (restored table, manual edit): take the next.
+        logger.warning("version already taken", extra={"version": version})
+    else:
+        raise RuntimeError(f"model {name}: no free version after {MAX_ALLOCATIONS} attempts")
+
+    duration = round(time.perf_counter() - started, 3)
+    runs.update_run(
+        state.run.id,
+        {"model_version": version, "model_status": status, "duration_register": duration},
+    )
+    logger.info("registered", extra={"version": version, "status": status})
+    return Registered(model=name, version=version, status=status, model_key=model_key)

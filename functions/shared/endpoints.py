@@ -1,0 +1,253 @@
+"""The endpoint registry (Endpoints table) and the `live` alias moves it records.
+
+Endpoints table, per model (model name = dataset name = endpoint name):
+  pk=endpoint#<model>   sk=current                       what `live` serves now
+  pk=endpoint#<model>   sk=deployment#<iso time>         one item per deploy, rollback or
+                                                         rolled-back canary; never overwritten
+
+Each record names the env, the model version, the Lambda version `live` points at, the Lambda
+version (and model version) it replaced, when, by whom (an execution ARN or `cli:<user>`), the
+action (`deploy` or `rollback`), how traffic moved (`codedeploy` or `direct`) and the outcome.
+The Lambda alias is the source of truth for what serves; the registry is its audited history.
+
+The deploy handler and the CLI (`driftline endpoints ...`) both use this module, each with its
+own clients; the table comes from the stack outputs / the function's environment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from functions.shared.errors import error_code, transient_aws_errors
+from functions.shared.registry import RegistryError, _Table, to_attributes
+
+LIVE_ALIAS = "live"
+CURRENT_SK = "current"
+HISTORY_PREFIX = "deployment#"
+MODEL_ENV = {
+    "version": "DRIFTLINE_MODEL_VERSION",
+    "key": "DRIFTLINE_MODEL_KEY",
+    "serving_key": "DRIFTLINE_SERVING_KEY",
+    "serving_sha256": "DRIFTLINE_SERVING_SHA256",
+}
+_MISSING_FUNCTION = frozenset({"ResourceNotFoundException"})
+
+
+def endpoint_pk(model: str) -> str:
+    return f"endpoint#{model}"
+
+
+def iso_now() -> str:
+    """Microsecond UTC timestamps: sortable as text and distinct for back-to-back records."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class EndpointTarget:
+    """One model's serving resources, as the Serving stack wires them into the deploy step."""
+
+    model: str
+    function_name: str
+    alias: str = LIVE_ALIAS
+    deployment_application: str | None = None
+    deployment_group: str | None = None
+
+    @property
+    def has_deployment_group(self) -> bool:
+        return bool(self.deployment_application and self.deployment_group)
+
+
+def parse_endpoint_targets(text: str, *, source: str) -> dict[str, EndpointTarget]:
+    """`{"<model>": {"function_name": ..., "alias": ..., ...}}` → targets; one-line errors."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{source} is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{source} must be a JSON object of model name → endpoint")
+    targets: dict[str, EndpointTarget] = {}
+    for model, entry in document.items():
+        if not isinstance(entry, dict) or not entry.get("function_name"):
+            raise ValueError(f"{source}: endpoint '{model}' has no function_name")
+        targets[str(model)] = EndpointTarget(
+            model=str(model),
+            function_name=str(entry["function_name"]),
+            alias=str(entry.get("alias") or LIVE_ALIAS),
+            deployment_application=entry.get("deployment_application") or None,
+            deployment_group=entry.get("deployment_group") or None,
+        )
+    return targets
+
+
+class EndpointRegistry(_Table):
+    """Current state and full history of each model's endpoint."""
+
+    def current(self, model: str) -> dict[str, Any] | None:
+        return self._get({"pk": endpoint_pk(model), "sk": CURRENT_SK})
+
+    def history(self, model: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Deployments and rollbacks, newest first."""
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=to_attributes(
+                {":pk": endpoint_pk(model), ":prefix": HISTORY_PREFIX}
+            ),
+            ScanIndexForward=False,
+            ConsistentRead=True,
+        )
+        found = []
+        for item in items:
+            found.append(item)
+            if len(found) >= limit:
+                break
+        return found
+
+    def list_current(self) -> list[dict[str, Any]]:
+        items = self._scan(
+            FilterExpression="sk = :sk",
+            ExpressionAttributeValues=to_attributes({":sk": CURRENT_SK}),
+        )
+        return sorted(items, key=lambda item: str(item.get("model", "")))
+
+    def record(self, entry: Mapping[str, Any], *, becomes_current: bool) -> dict[str, Any]:
+        """Append `entry` to the history; also make it `current` when traffic moved to it.
+
+        History items are written with a not-exists condition and a fresh timestamp on a clash,
+        so concurrent writers never overwrite each other's record.
+        """
+        model = str(entry["model"])
+        at = str(entry.get("recorded_at") or iso_now())
+        for _ in range(5):
+            item = {**entry, "recorded_at": at}
+            try:
+                self._call(
+                    "put_item",
+                    Item=to_attributes(
+                        {"pk": endpoint_pk(model), "sk": f"{HISTORY_PREFIX}{at}", **item}
+                    ),
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+                break
+            except ClientError as error:
+                if error_code(error) != "ConditionalCheckFailedException":
+                    raise
+                moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+                at = (moment + timedelta(microseconds=1)).isoformat().replace("+00:00", "Z")
+        else:
+            raise RegistryError(f"endpoint {model}: could not append a history record at {at}")
+        if becomes_current:
+            self._call(
+                "put_item",
+                Item=to_attributes({"pk": endpoint_pk(model), "sk": CURRENT_SK, **item}),
+            )
+        return item
+
+
+# --- the Lambda side: what a version serves, where the alias points -----------------------
+
+
+def version_model(lambda_client: Any, function_name: str, version: str) -> dict[str, Any]:
+    """The model a published Lambda version serves (from its frozen environment)."""
+    try:
+        with transient_aws_errors(f"reading {function_name}:{version}"):
+            config = lambda_client.get_function_configuration(
+                FunctionName=function_name, Qualifier=version
+            )
+    except ClientError as error:
+        if error_code(error) in _MISSING_FUNCTION:
+            raise RegistryError(f"function {function_name} has no version {version!r}") from None
+        raise
+    variables = (config.get("Environment") or {}).get("Variables") or {}
+    text = variables.get(MODEL_ENV["version"], "")
+    return {
+        "model_version": int(text) if str(text).isdigit() else None,
+        "model_key": variables.get(MODEL_ENV["key"]) or None,
+    }
+
+
+def alias_version(lambda_client: Any, target: EndpointTarget) -> str:
+    """The Lambda version the alias sends all traffic to (weights are mid-deploy only)."""
+    try:
+        with transient_aws_errors(f"reading alias {target.function_name}:{target.alias}"):
+            alias = lambda_client.get_alias(FunctionName=target.function_name, Name=target.alias)
+    except ClientError as error:
+        if error_code(error) in _MISSING_FUNCTION:
+            raise RegistryError(
+                f"endpoint {target.model}: function {target.function_name} has no alias "
+                f"'{target.alias}'"
+            ) from None
+        raise
+    return str(alias["FunctionVersion"])
+
+
+def point_alias(lambda_client: Any, target: EndpointTarget, version: str) -> None:
+    """Send all of the alias' traffic to `version` (clearing any canary weights)."""
+    with transient_aws_errors(f"moving alias {target.function_name}:{target.alias}"):
+        lambda_client.update_alias(
+            FunctionName=target.function_name,
+            Name=target.alias,
+            FunctionVersion=version,
+            RoutingConfig={"AdditionalVersionWeights": {}},
+        )
+
+
+def rollback(
+    lambda_client: Any,
+    registry: EndpointRegistry,
+    target: EndpointTarget,
+    *,
+    env: str,
+    by: str,
+    to_version: str | None = None,
+) -> dict[str, Any]:
+    """Point `live` back at the previous Lambda version (or `to_version`) and record it.
+
+    The previous version is the one the current record replaced. Rolling back to a version
+    that serves no model (the stack's bootstrap version) is refused: that is an outage, not a
+    rollback.
+    """
+    live = alias_version(lambda_client, target)
+    current = registry.current(target.model)
+    wanted = to_version
+    if wanted is None:
+        wanted = str(current.get("previous_version") or "") if current else ""
+        if not wanted:
+            raise RegistryError(
+                f"endpoint {target.model} has no previous version to roll back to "
+                "(pass --to-version)"
+            )
+    if not wanted.isdigit():
+        raise RegistryError(f"'{wanted}' is not a published Lambda version number")
+    if wanted == live:
+        raise RegistryError(f"endpoint {target.model} already serves Lambda version {live}")
+    serving = version_model(lambda_client, target.function_name, wanted)
+    if serving["model_version"] is None:
+        raise RegistryError(
+            f"Lambda version {wanted} of endpoint {target.model} serves no model; "
+            "pick a version from `driftline endpoints history`"
+        )
+    replaced = version_model(lambda_client, target.function_name, live)
+    point_alias(lambda_client, target, wanted)
+    entry = {
+        "env": env,
+        "model": target.model,
+        "action": "rollback",
+        "status": "Succeeded",
+        "shift": "direct",
+        "model_version": serving["model_version"],
+        "model_key": serving["model_key"],
+        "lambda_version": wanted,
+        "previous_version": live,
+        "previous_model_version": replaced["model_version"],
+        "function_name": target.function_name,
+        "alias": target.alias,
+        "deployed_at": iso_now(),
+        "deployed_by": by,
+    }
+    return registry.record(entry, becomes_current=True)

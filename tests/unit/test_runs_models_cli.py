@@ -1,0 +1,348 @@
+"""`driftline runs` and `driftline models` against registries found through stack outputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from driftline.cli import main
+from functions.shared.registry import ModelRegistry, RunRegistry, to_attributes
+
+pytestmark = pytest.mark.unit
+
+MODEL = "breast_cancer"
+
+
+def _table(name: str) -> dict[str, Any]:
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        "Properties": {
+            "TableName": name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            "AttributeDefinitions": [
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+        },
+    }
+
+
+TEMPLATE = {
+    "Resources": {"RunsTable": _table("runs-table"), "ModelsTable": _table("models-table")},
+    "Outputs": {
+        "RunsTableName": {"Value": {"Ref": "RunsTable"}},
+        "ModelsTableName": {"Value": {"Ref": "ModelsTable"}},
+    },
+}
+
+
+def run_record(run_id: str, started: str, max_iter: int, metrics: dict[str, float]) -> Any:
+    return {
+        "dataset": MODEL,
+        "started_at": started,
+        "status": "Succeeded",
+        "trigger": "upload",
+        "code_version": "abc1234",
+        "params": {
+            "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+            "estimator_params": {"max_iter": max_iter, "learning_rate": 0.1},
+            "split": {"seed": 42, "test_fraction": 0.2},
+        },
+        "primary_metric": "roc_auc",
+        "metrics": {"test": metrics, "train": {"roc_auc": 1.0, "accuracy": 1.0}},
+        "duration_total": 12.5,
+    }
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[Any]:
+    """One emulated account and stack per module; each test re-seeds the tables."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            patch.setenv(name, value)
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        patch.delenv("AWS_PROFILE", raising=False)
+        with mock_aws():
+            boto3.client("cloudformation").create_stack(
+                StackName="Driftline-local-Data", TemplateBody=json.dumps(TEMPLATE)
+            )
+            yield boto3.client("dynamodb")
+
+
+def version_item(model: str, version: int, status: str) -> dict[str, Any]:
+    return {
+        "pk": f"model#{model}",
+        "sk": f"version#{version:06d}",
+        "model": model,
+        "version": version,
+        "status": status,
+        "run_id": f"run-{version}",
+        "created_at": f"2026-11-0{version}T11:00:00Z",
+        "primary_metric": "roc_auc",
+        "metrics": {"roc_auc": 0.97 + version / 100},
+    }
+
+
+SEED = {
+    "runs-table": [
+        {"pk": "run#run-old", "sk": "run", "run_id": "run-old"}
+        | run_record("run-old", "2026-11-01T10:00:00Z", 200, {"roc_auc": 0.98, "accuracy": 0.95}),
+        {"pk": "run#run-new", "sk": "run", "run_id": "run-new"}
+        | run_record("run-new", "2026-11-02T10:00:00Z", 30, {"roc_auc": 0.99, "accuracy": 0.94}),
+        *(
+            {"pk": f"dataset#{MODEL}", "sk": f"{started}#{run_id}", "run_id": run_id}
+            for run_id, started in [
+                ("run-old", "2026-11-01T10:00:00Z"),
+                ("run-new", "2026-11-02T10:00:00Z"),
+            ]
+        ),
+    ],
+    "models-table": [
+        version_item(MODEL, 1, "Approved"),
+        version_item(MODEL, 2, "PendingApproval"),
+        version_item("iris", 1, "Approved"),
+        {"pk": f"model#{MODEL}", "sk": "counter", "model": MODEL, "next_version": 2},
+        {"pk": "model#iris", "sk": "counter", "model": "iris", "next_version": 1},
+    ],
+}
+
+
+@pytest.fixture
+def registries(dynamodb: Any) -> tuple[RunRegistry, ModelRegistry]:
+    """The seed, written fresh for each test in a few batches."""
+    for table, items in SEED.items():
+        stale = dynamodb.scan(TableName=table, ProjectionExpression="pk, sk")["Items"]
+        # A batch may not touch one key twice: deletes and puts go in separate batches.
+        for requests in (
+            [{"DeleteRequest": {"Key": key}} for key in stale],
+            [{"PutRequest": {"Item": to_attributes(item)}} for item in items],
+        ):
+            for start in range(0, len(requests), 25):
+                dynamodb.batch_write_item(RequestItems={table: requests[start : start + 25]})
+    return RunRegistry(dynamodb, "runs-table"), ModelRegistry(dynamodb, "models-table")
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+def test_runs_list_json_is_one_document_newest_first(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "runs", "list", "--json")
+
+    assert code == 0
+    assert [run["run_id"] for run in json.loads(out)] == ["run-new", "run-old"]
+
+
+def test_runs_list_table_filters_by_dataset(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "runs", "list", "--dataset", MODEL, "--limit", "1")
+
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].split()[:3] == ["RUN", "DATASET", "STATUS"]
+    assert len(lines) == 2
+    assert lines[1].startswith("run-new")
+    assert "roc_auc=0.9900" in lines[1]
+
+
+def test_runs_show_prints_the_record(registries: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "runs", "show", "run-old", "--json")
+
+    record = json.loads(out)
+    assert code == 0
+    assert record["params"]["estimator_params"]["max_iter"] == 200
+    assert record["metrics"]["test"] == {"roc_auc": 0.98, "accuracy": 0.95}
+
+    code, out, _ = cli(capsys, "runs", "show", "run-old")
+    rows = [line.split() for line in out.splitlines()]
+    assert ["params.estimator_params.max_iter", "200"] in rows
+
+
+def test_an_unknown_run_is_a_one_line_usage_error(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(capsys, "runs", "show", "run-nope")
+
+    assert code == 2
+    assert out == ""
+    assert err == "driftline: unknown run 'run-nope'\n"
+
+
+def test_runs_compare_shows_params_and_metrics_side_by_side_with_deltas(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "runs", "compare", "run-old", "run-new", "--json")
+
+    document = json.loads(out)
+    assert code == 0
+    params = {p["name"]: p for p in document["params"]}
+    assert params["estimator_params.max_iter"] == {
+        "name": "estimator_params.max_iter",
+        "a": 200,
+        "b": 30,
+        "same": False,
+    }
+    assert params["estimator"]["same"] is True
+    metrics = {(m["split"], m["metric"]): m for m in document["metrics"]}
+    assert metrics[("test", "roc_auc")]["delta"] == pytest.approx(0.01)
+    assert metrics[("test", "accuracy")]["delta"] == pytest.approx(-0.01)
+    assert document["metrics"][0]["split"] == "test"
+
+    code, out, _ = cli(capsys, "runs", "compare", "run-old", "run-new")
+    table = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert table["test.roc_auc"] == ["0.98", "0.99", "+0.0100"]
+    assert table["params.estimator_params.max_iter"] == ["200", "30", "changed"]
+
+
+def test_runs_compare_with_an_unknown_run_names_it(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "runs", "compare", "run-old", "run-x")
+
+    assert (code, err) == (2, "driftline: unknown run 'run-x'\n")
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def test_models_list_summarises_versions_champion_and_pending(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "models", "list", "--json")
+
+    assert code == 0
+    assert json.loads(out) == [
+        {
+            "model": MODEL,
+            "versions": 2,
+            "latest": 2,
+            "latest_status": "PendingApproval",
+            "champion": 1,
+            "pending": 1,
+        },
+        {
+            "model": "iris",
+            "versions": 1,
+            "latest": 1,
+            "latest_status": "Approved",
+            "champion": 1,
+            "pending": 0,
+        },
+    ]
+
+
+def test_models_show_lists_versions_newest_first_and_marks_the_champion(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "models", "show", MODEL, "--json")
+
+    document = json.loads(out)
+    assert code == 0
+    assert document["champion"] == 1
+    assert [v["version"] for v in document["versions"]] == [2, 1]
+
+    code, out, _ = cli(capsys, "models", "show", MODEL)
+    lines = out.splitlines()
+    assert lines[0].split() == ["VERSION", "STATUS", "CREATED_AT", "RUN", "METRIC", "CHAMPION"]
+    assert lines[2].split()[-1] == "yes"
+
+
+def test_models_show_one_version(registries: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "models", "show", MODEL, "--version", "v2", "--json")
+
+    record = json.loads(out)
+    assert code == 0
+    assert (record["version"], record["status"], record["champion"]) == (
+        2,
+        "PendingApproval",
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["models", "show", "wine"], "unknown model 'wine' (see `driftline models list`)"),
+        (
+            ["models", "show", MODEL, "--version", "9"],
+            f"model '{MODEL}' has no version 9 (versions: 1, 2)",
+        ),
+        (
+            ["models", "approve", MODEL, "--version", "1"],
+            f"model {MODEL} version 1 is Approved, not PendingApproval",
+        ),
+        (["models", "approve", MODEL, "--version", "5"], f"model {MODEL} has no version 5"),
+    ],
+    ids=["unknown-model", "unknown-version", "approve-approved", "approve-missing"],
+)
+def test_unknown_models_and_versions_are_one_line_usage_errors(
+    registries: Any, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = cli(capsys, *argv)
+
+    assert (code, out, err) == (2, "", f"driftline: {message}\n")
+
+
+def test_approving_a_pending_version_makes_it_the_champion(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "models", "approve", MODEL, "--version", "2", "--json")
+
+    record = json.loads(out)
+    assert code == 0
+    assert record["status"] == "Approved"
+    assert record["champion"] is True
+    assert record["decided_by"].startswith("cli")
+    _, models = registries
+    assert models.champion(MODEL)["version"] == 2
+    assert models.get_version(MODEL, 1)["status"] == "Approved"
+
+
+def test_rejecting_needs_a_reason_and_keeps_the_champion(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["models", "reject", MODEL, "--version", "2"])
+    assert exited.value.code == 2
+    assert "--reason" in capsys.readouterr().err
+
+    code, out, _ = cli(
+        capsys, "models", "reject", MODEL, "--version", "2", "--reason", "recall too low"
+    )
+
+    assert code == 0
+    assert "recall too low" in out
+    _, models = registries
+    assert models.get_version(MODEL, 2)["status"] == "Rejected"
+    assert models.get_version(MODEL, 2)["reason"] == "recall too low"
+    assert models.champion(MODEL)["version"] == 1
+
+
+def test_a_missing_stack_is_a_usage_error(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "models", "list", "--env", "dev")
+
+    assert code == 2
+    assert "Driftline-dev-Data does not exist" in err
