@@ -20,17 +20,17 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 RUN_ID_PATTERN = r"^[^/\s]{1,80}$"
 
 
-class _State(BaseModel):
+class StepState(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class RunRef(_State):
+class RunRef(StepState):
     id: str = Field(pattern=RUN_ID_PATTERN)
     execution_arn: str = ""
     started_at: str = Field(min_length=1)
 
 
-class Accepted(_State):
+class Accepted(StepState):
     """`$.validation` of an accepted upload."""
 
     status: Literal["accepted"]
@@ -45,7 +45,7 @@ class Accepted(_State):
     format: str = ""
 
 
-class Prepared(_State):
+class Prepared(StepState):
     """`$.prepared`, written by the Prepare handler."""
 
     run_id: str
@@ -61,12 +61,12 @@ class Prepared(_State):
     split: dict[str, int]
 
 
-class Trained(_State):
+class Trained(StepState):
     model_key: str
     sklearn_version: str
 
 
-class Evaluated(_State):
+class Evaluated(StepState):
     metrics: dict[str, float | None]
     champion_metrics: dict[str, float | None] | None = None
     champion_version: int | None = None
@@ -76,20 +76,20 @@ class Evaluated(_State):
     plot_key: str
 
 
-class GateResult(_State):
+class GateResult(StepState):
     passed: bool
     reasons: list[str] = Field(default_factory=list)
     card_key: str | None = None
 
 
-class Registered(_State):
+class Registered(StepState):
     model: str
     version: int
     status: str
     model_key: str
 
 
-class Failure(_State):
+class Failure(StepState):
     """`$.error` from a Catch: Cause is the Lambda error as a JSON string (or plain text)."""
 
     Error: str = "Unknown"
@@ -110,7 +110,7 @@ class Failure(_State):
         return f"{error_type}: {first}"[:500]
 
 
-class StartInput(_State):
+class StartInput(StepState):
     """The execution input (from start_run) plus `$.run` (from the StartRunRecord Pass)."""
 
     dataset: str = Field(pattern=NAME_PATTERN)
@@ -154,7 +154,7 @@ class OutcomeState(StartInput):
     error: Failure | None = None
 
 
-StateT = TypeVar("StateT", bound=_State)
+StateT = TypeVar("StateT", bound=StepState)
 
 
 def parse_state(model: type[StateT], event: Mapping[str, Any]) -> StateT:
