@@ -8,7 +8,6 @@ then the run ends as the contract and the gate decide, and its effects are in S3
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
