@@ -12,10 +12,34 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from driftline.commands import drift, local, outputs
+from driftline.commands import (
+    contracts,
+    datasets,
+    demo,
+    drift,
+    endpoints,
+    local,
+    models,
+    outputs,
+    predict,
+    runs,
+    validate,
+)
 from driftline.errors import EXIT_UNUSABLE_INPUT, DriftlineError
 
-COMMANDS = (outputs, local, drift)
+COMMANDS = (
+    outputs,
+    local,
+    demo,
+    drift,
+    validate,
+    contracts,
+    datasets,
+    runs,
+    models,
+    endpoints,
+    predict,
+)
 
 
 class _Parser(argparse.ArgumentParser):

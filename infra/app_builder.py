@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from aws_cdk import App, CfnResource, DefaultStackSynthesizer, Environment, Stack, Tags
 
 from infra.config import EnvConfig
-from infra.nag import acknowledge_cdk_singletons, enable_nag
+from infra.constructs.drift_monitoring import monitored_models
+from infra.constructs.endpoint import SERVING_ACKNOWLEDGEMENTS
+from infra.nag import PATTERN_ACKNOWLEDGEMENTS, acknowledge_cdk_singletons, enable_nag
 from infra.stacks.data_stack import DataStack
 from infra.stacks.monitoring_stack import MonitoringStack
 from infra.stacks.pipeline_stack import PipelineStack
 from infra.stacks.serving_stack import ServingStack
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+def shipped_model_names(models_dir: Path = MODELS_DIR) -> tuple[str, ...]:
+    """One endpoint per model config shipped in `models/*.yaml` (read here, once, at synth)."""
+    return tuple(sorted(path.stem for path in models_dir.glob("*.yaml")))
 
 
 @dataclass(frozen=True)
@@ -25,8 +36,13 @@ class DriftlineStacks:
         return (self.data, self.pipeline, self.serving, self.monitoring)
 
 
-def build_environment(app: App, config: EnvConfig) -> DriftlineStacks:
-    """Build `Driftline-<env>-{Data,Pipeline,Serving,Monitoring}` into `app` and enable cdk-nag."""
+def build_environment(
+    app: App, config: EnvConfig, *, model_names: Sequence[str] | None = None
+) -> DriftlineStacks:
+    """Build `Driftline-<env>-{Data,Pipeline,Serving,Monitoring}` into `app` and enable cdk-nag.
+
+    `model_names` (default: the configs shipped in `models/`) get one inference endpoint each.
+    """
     environment = Environment(account=config.account, region=config.region)
     # The twin has no CDKToolkit stack to read a bootstrap version from.
     synthesizer = DefaultStackSynthesizer(generate_bootstrap_version_rule=not config.is_local)
@@ -36,9 +52,28 @@ def build_environment(app: App, config: EnvConfig) -> DriftlineStacks:
         return f"{config.stack_prefix}-{part}"
 
     data = DataStack(app, stack_id("Data"), config=config, **common)
-    pipeline = PipelineStack(app, stack_id("Pipeline"), config=config, data=data, **common)
-    serving = ServingStack(app, stack_id("Serving"), config=config, data=data, **common)
-    monitoring = MonitoringStack(app, stack_id("Monitoring"), config=config, data=data, **common)
+    models = shipped_model_names() if model_names is None else tuple(model_names)
+    serving = ServingStack(
+        app, stack_id("Serving"), config=config, data=data, model_names=models, **common
+    )
+    pipeline = PipelineStack(
+        app,
+        stack_id("Pipeline"),
+        config=config,
+        data=data,
+        deploy_function=serving.deploy_function,
+        **common,
+    )
+    monitoring = MonitoringStack(
+        app,
+        stack_id("Monitoring"),
+        config=config,
+        data=data,
+        pipeline=pipeline,
+        serving=serving,
+        models=monitored_models(models, MODELS_DIR),
+        **common,
+    )
     stacks = DriftlineStacks(data=data, pipeline=pipeline, serving=serving, monitoring=monitoring)
 
     for stack in stacks.all():
@@ -46,7 +81,7 @@ def build_environment(app: App, config: EnvConfig) -> DriftlineStacks:
         Tags.of(stack).add("driftline:git-sha", config.git_sha)
         acknowledge_cdk_singletons(stack)
         _ensure_deployable(stack)
-    enable_nag(app)
+    enable_nag(app, (*PATTERN_ACKNOWLEDGEMENTS, *SERVING_ACKNOWLEDGEMENTS))
     return stacks
 
 

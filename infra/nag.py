@@ -71,6 +71,19 @@ PATTERN_ACKNOWLEDGEMENTS: tuple[PatternAcknowledgement, ...] = (
         reason="The state machine may invoke any published version of its own step functions "
         "(CDK LambdaInvoke grants function ARN and ARN:*)",
     ),
+    PatternAcknowledgement(
+        rule=r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:s3:::"
+        r"Driftline-\w+-Data:ExportsOutputRef\w*ArtifactsBucket\w*/\*\]",
+        construct_path=r"Driftline-\w+-\w+/.+/StateMachine/Role/DefaultPolicy/Resource",
+        reason="The Distributed Map reads its part list from and writes its results to objects "
+        "of the artifacts bucket (CDK S3JsonItemReader/ResultWriterV2 grants)",
+    ),
+    PatternAcknowledgement(
+        rule=r"AwsSolutions-IAM5\[Resource::arn:[\w-]+:states:[^\]]*:execution:.*\]",
+        construct_path=r"Driftline-\w+-\w+/.+/StateMachine/DistributedMapPolicy/Resource",
+        reason="A Distributed Map runs and stops child executions of its own state machine only "
+        "(CDK's DistributedMapPolicy, scoped to this state machine's execution ARNs)",
+    ),
 )
 
 

@@ -250,7 +250,7 @@ def prepare(
         classes = pd.unique(y)
         if len(classes) < 2:
             raise TrainingError(
-                f"target '{target}' has only one class ({classes[0]!r}); "
+                f"target '{target}' has only one class ({_plain(classes[0])!r}); "
                 "a classifier needs at least two"
             )
     else:

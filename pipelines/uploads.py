@@ -2,6 +2,14 @@
 
 S3 → EventBridge delivers at least once, so a duplicate event must map to the same Step
 Functions execution name; Step Functions then refuses the second start on its own.
+
+Two upload shapes start a run (see docs/datasets.md):
+- one file, `datasets/<dataset>/<file>.csv|.csv.gz|.parquet`: that object version is the
+  dataset version;
+- a multi-part batch, `datasets/<dataset>/<batch>/<parts...>` followed by a marker object
+  `datasets/<dataset>/<batch>/_COMPLETE` (or Spark's `_SUCCESS`): the marker starts one run
+  over every part under the batch prefix, and the marker's VersionId names the version. The
+  parts themselves start nothing, since a batch is complete only when its writer says so.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _EXECUTION_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 EXECUTION_NAME_LIMIT = 80
+BATCH_MARKERS = ("_COMPLETE", "_SUCCESS")
 
 
 @dataclass(frozen=True)
@@ -26,13 +35,14 @@ class DatasetUpload:
     version_id: str
     dataset: str
     size: int | None = None
+    prefix: str | None = None  # the batch prefix when `key` is a batch's marker
 
     @property
     def execution_name(self) -> str:
         return execution_name(self.dataset, self.version_id)
 
     def to_input(self, *, trigger: str, requested_at: str) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "dataset": self.dataset,
             "bucket": self.bucket,
             "key": self.key,
@@ -40,6 +50,9 @@ class DatasetUpload:
             "trigger": trigger,
             "requested_at": requested_at,
         }
+        if self.prefix is not None:
+            document["prefix"] = self.prefix
+        return document
 
 
 @dataclass(frozen=True)
@@ -64,7 +77,20 @@ def parse_upload(event: Mapping[str, Any]) -> DatasetUpload | IgnoredUpload:
     dataset = parts[1]
     if not _DATASET_NAME.match(dataset):
         return IgnoredUpload(key, f"dataset name {dataset!r} is not [A-Za-z0-9_.-], max 64 chars")
-    if not key.lower().endswith(SUPPORTED_SUFFIXES):
+    prefix: str | None = None
+    if len(parts) == 4 and parts[3] in BATCH_MARKERS:
+        if not _DATASET_NAME.match(parts[2]):
+            return IgnoredUpload(
+                key, f"batch name {parts[2]!r} is not [A-Za-z0-9_.-], max 64 chars"
+            )
+        prefix = batch_prefix(dataset, parts[2])
+    elif len(parts) > 3:
+        return IgnoredUpload(
+            key,
+            f"part of batch {batch_prefix(dataset, parts[2])}: validated when its "
+            f"{BATCH_MARKERS[0]} marker is uploaded",
+        )
+    elif not key.lower().endswith(SUPPORTED_SUFFIXES):
         return IgnoredUpload(key, f"file type not one of {', '.join(SUPPORTED_SUFFIXES)}")
     version_id = obj.get("version-id")
     if not version_id:
@@ -76,7 +102,12 @@ def parse_upload(event: Mapping[str, Any]) -> DatasetUpload | IgnoredUpload:
         version_id=str(version_id),
         dataset=dataset,
         size=int(size) if isinstance(size, int) else None,
+        prefix=prefix,
     )
+
+
+def batch_prefix(dataset: str, batch: str) -> str:
+    return f"{DATASETS_PREFIX}{dataset}/{batch}/"
 
 
 def execution_name(dataset: str, version_id: str) -> str:

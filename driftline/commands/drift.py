@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftline.commands import drift_status
 from driftline.errors import (
     EXIT_NEGATIVE_VERDICT,
     EXIT_OK,
@@ -41,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.add_argument("--features", help="comma-separated feature names (default: all)")
     report.add_argument("--prediction-column", metavar="COL", help="model output column")
     report.set_defaults(handler=run)
+    drift_status.register(actions)
 
 
 def read_frame(path: Path, role: str) -> pd.DataFrame:

@@ -11,7 +11,8 @@ one gap with one named `adapt_*` function that patches moto at the narrowest poi
 `install_adapters` applies them all, once per process, in the process that runs moto's
 server (moto's `ThreadedMotoServer` is in-process, so patching its classes changes what the
 server does). `check_moto_internals` fails loudly when a moto upgrade moved a patched
-internal. `shutdown_adapters` stops the Lambda worker processes.
+internal. `shutdown_adapters` stops the Lambda worker processes. `inject_faults` (section 8)
+is a test and chaos hook of the twin, not something AWS has.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import atexit
 import base64
 import contextlib
 import copy
+import fnmatch
 import hashlib
 import importlib
 import io
@@ -155,6 +157,7 @@ _PATCH_POINTS: tuple[tuple[str, str, str], ...] = (
     ("moto.cloudwatch.models", "Alarm.update_state", "adapt_cloudwatch_alarms"),
     ("moto.cloudwatch.responses", "CloudWatchResponse", "adapt_cloudwatch_alarms"),
     ("moto.logs.models", "LogsBackend.put_log_events", "adapt_emf_metrics"),
+    ("moto.events.models", "Rule.send_to_targets", "adapt_schedule_rules"),
     ("moto.cloudwatch.models", "cloudwatch_backends", "adapt_emf_metrics"),
     ("moto.cloudformation.parsing", "get_model_map", "adapt_cloudformation_types"),
     ("moto.cloudformation.parsing", "get_model_list", "adapt_cloudformation_types"),
@@ -229,6 +232,7 @@ def install_adapters(
         adapt_sfn_sdk_datetimes()
         adapt_cloudwatch_alarms()
         adapt_emf_metrics()
+        adapt_schedule_rules()
         adapt_cloudformation_types()
         adapt_kms_key_template()
         atexit.register(shutdown_adapters)
@@ -239,6 +243,7 @@ def shutdown_adapters() -> None:
     """Stop every Lambda worker process and the custom-resource response listener."""
     _runner().shutdown()
     _CUSTOM_RESOURCE_RESPONSES.stop()
+    clear_faults()
 
 
 def _settings() -> _Settings:
@@ -546,6 +551,9 @@ class LambdaRunner:
             return LambdaResult(
                 _error_payload(error.error_type, str(error)), error.error_type, "", False, 0.0
             )
+        injected = _take_fault(image)
+        if injected is not None:
+            return injected
         with self._slot(image):
             worker, cold = self._checkout(image)
             status, response, init_ms = "ready", None, None
@@ -2604,6 +2612,30 @@ def adapt_emf_metrics() -> None:
     _patch(LogsBackend, "put_log_events", put_and_extract_metrics)
 
 
+def adapt_schedule_rules() -> None:
+    """moto 5.2.5 hands every event on the bus to a rule that has only a ScheduleExpression.
+
+    Such a rule has an empty event pattern, and moto's (and `adapt_eventbridge_targets`')
+    `Rule.send_to_targets` reads an empty pattern as "match everything", so each S3 upload or
+    alarm change would invoke the schedule's target (a drift check per event). On AWS a
+    schedule rule matches no events; the twin never fires schedules, so its targets run only
+    when invoked by hand. Wraps the current `Rule.send_to_targets` (install after
+    `adapt_eventbridge_targets`).
+    """
+    from moto.events.models import Rule
+
+    send_to_targets: Any = Rule.send_to_targets
+
+    def send_unless_schedule_only(
+        self: Any, original_event: Any, transform_input: bool = True
+    ) -> None:
+        if self.scheduled_expression and not self.event_pattern.get_pattern():
+            return
+        send_to_targets(self, original_event, transform_input)
+
+    _patch(Rule, "send_to_targets", send_unless_schedule_only)
+
+
 # ---------------------------------------------------------------------------------------------
 # 7. Resource types moto's CloudFormation lacks
 # ---------------------------------------------------------------------------------------------
@@ -3125,3 +3157,88 @@ def unsupported_resource_types(template: Mapping[str, Any]) -> list[str]:
         and t not in parsing.NULL_MODELS
         and t not in _INERT_TYPES
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. Fault injection: a test and chaos hook of the twin (AWS has no such thing)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Fault:
+    """`remaining` more invocations of functions matching `function_match` fail this way."""
+
+    function_match: str
+    error_type: str
+    message: str | None
+    remaining: int
+
+
+_FAULTS: list[_Fault] = []
+_FAULTS_LOCK = threading.Lock()
+
+
+def inject_faults(
+    function_match: str,
+    *,
+    error_type: str = "TransientError",
+    count: int = 1,
+    message: str | None = None,
+) -> None:
+    """Make the next `count` invocations of matching functions fail before their handler runs.
+
+    Not an AWS feature: it lets tests and chaos drills on the twin exercise the Retry and
+    Catch paths of the state machines with the errors real faults produce (a throttled call
+    surfacing as `TransientError`, `Lambda.ServiceException`, ...), without editing handlers.
+    A function matches when `function_match` equals its `DRIFTLINE_FUNCTION` environment
+    variable (the handler module, e.g. `train`) or is a glob (`fnmatch`, case-sensitive) over
+    its name or ARN. The failure is what Lambda returns for an unhandled error: a payload with
+    `errorType`/`errorMessage` and the `Unhandled` function error. Faults live in the process
+    running moto's server; each `inject_faults` call queues its own, consumed in call order.
+    """
+    if not function_match.strip():
+        raise ValueError("inject_faults: function_match is empty; name a function or a glob")
+    if not error_type.strip():
+        raise ValueError("inject_faults: error_type is empty; Step Functions routes on it")
+    if count < 1:
+        raise ValueError(f"inject_faults: count must be at least 1, got {count}")
+    with _FAULTS_LOCK:
+        _FAULTS.append(_Fault(function_match, error_type, message, count))
+
+
+def clear_faults() -> None:
+    """Forget every injected fault not yet consumed."""
+    with _FAULTS_LOCK:
+        _FAULTS.clear()
+
+
+def pending_faults() -> int:
+    """How many injected failures are still waiting for an invocation."""
+    with _FAULTS_LOCK:
+        return sum(fault.remaining for fault in _FAULTS)
+
+
+def _fault_matches(fault: _Fault, image: _FunctionImage) -> bool:
+    environment = dict(image.environment)
+    return (
+        environment.get("DRIFTLINE_FUNCTION") == fault.function_match
+        or fnmatch.fnmatchcase(image.function_name, fault.function_match)
+        or fnmatch.fnmatchcase(image.function_arn, fault.function_match)
+    )
+
+
+def _take_fault(image: _FunctionImage) -> LambdaResult | None:
+    """The injected failure this invocation of `image` consumes, if any."""
+    with _FAULTS_LOCK:
+        fault = next((f for f in _FAULTS if _fault_matches(f, image)), None)
+        if fault is None:
+            return None
+        fault.remaining -= 1
+        if fault.remaining == 0:
+            _FAULTS.remove(fault)
+    message = fault.message or (
+        f"injected by the twin's fault hook into {image.function_name} "
+        f"(inject_faults({fault.function_match!r})); the handler did not run"
+    )
+    LOG.info("lambda %s: injected %s", image.function_name, fault.error_type)
+    return LambdaResult(_error_payload(fault.error_type, message), fault.error_type, "", False, 0.0)

@@ -47,7 +47,11 @@ def run(state: TrainingState) -> Prepared:
     logger.info("model config resolved", extra={"source": resolved.source})
 
     bucket = state.bucket or settings.datasets_bucket
-    frame = storage.read_frame(bucket, validation.key, validation.version_id)
+    if validation.parts:
+        manifest = storage.get_json(settings.artifacts_bucket, validation.manifest_key)
+        frame = storage.read_parts(bucket, manifest["parts"])
+    else:
+        frame = storage.read_frame(bucket, validation.key, validation.version_id)
     prepared = prepare(frame, config, validation.columns)
     sizes = prepared.split.sizes()
 

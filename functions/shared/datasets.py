@@ -6,10 +6,16 @@ first; the version id in the key keeps two uploads within one second apart.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from functions.shared import storage
+from functions.shared.errors import error_code
 from functions.shared.registry import _Table, to_attributes
+from pipelines.manifests import manifest_sha256
 
 ACCEPTED = "accepted#"
 
@@ -21,7 +27,8 @@ def dataset_pk(dataset: str) -> str:
 class DatasetRegistry(_Table):
     def record_accepted(
         self, manifest: Mapping[str, Any], *, manifest_key: str, sha256: str
-    ) -> None:
+    ) -> bool:
+        """Add the version's item; False when it is already there (never overwrites)."""
         item = {
             "pk": dataset_pk(manifest["dataset"]),
             "sk": f"{ACCEPTED}{manifest['validated_at']}#{manifest['version_id']}",
@@ -37,11 +44,17 @@ class DatasetRegistry(_Table):
             "manifest_key": manifest_key,
             "manifest_sha256": sha256,
         }
-        self._call(
-            "put_item",
-            Item=to_attributes(item),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        try:
+            self._call(
+                "put_item",
+                Item=to_attributes(item),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def versions(self, dataset: str, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
         arguments: dict[str, Any] = {
@@ -68,3 +81,23 @@ class DatasetRegistry(_Table):
             if "dataset" in item
         }
         return sorted(names)
+
+
+def store_manifest_once(
+    registry: DatasetRegistry, bucket: str, key: str, manifest: Mapping[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """Write an accepted version's manifest and table item unless they exist; (manifest, sha).
+
+    A retried step, or one that stopped between the two writes, ends with exactly one manifest
+    and one item: the first manifest written stays the version's record, and the item is
+    derived from it (same `validated_at`, so the same sort key).
+    """
+    existing = storage.get_text_if_exists(bucket, key)
+    if existing is None:
+        stored = dict(manifest)
+        storage.put_json(bucket, key, stored)
+    else:
+        stored = json.loads(existing[0])
+    sha256 = manifest_sha256(stored)
+    registry.record_accepted(stored, manifest_key=key, sha256=sha256)
+    return stored, sha256

@@ -43,6 +43,7 @@ class Accepted(StepState):
     rows: int = Field(ge=0)
     contract_hash: str = ""
     format: str = ""
+    parts: int = Field(default=0, ge=0)  # > 0: a multi-part batch; its manifest lists the parts
 
 
 class Prepared(StepState):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from functions.shared.clients import client
@@ -108,6 +109,14 @@ def read_frame(bucket: str, key: str, version_id: str | None = None) -> pd.DataF
     compression = "gzip" if lowered.endswith(".gz") else None
     with transient_aws_errors(f"reading s3://{bucket}/{key}"):
         return pd.read_csv(stream, compression=compression)
+
+
+def read_parts(bucket: str, parts: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The part files of a multi-part dataset version, each at its VersionId, in listed order."""
+    import pandas as pd
+
+    frames = [read_frame(bucket, str(part["key"]), str(part["version_id"])) for part in parts]
+    return pd.concat(frames, ignore_index=True)
 
 
 def write_frame(bucket: str, key: str, frame: pd.DataFrame) -> None:

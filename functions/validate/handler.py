@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -18,31 +17,17 @@ from pydantic import Field
 
 from functions.shared import storage
 from functions.shared.clients import client
-from functions.shared.datasets import DatasetRegistry
-from functions.shared.errors import transient_aws_errors
+from functions.shared.contracts import resolve
+from functions.shared.datasets import DatasetRegistry, store_manifest_once
+from functions.shared.quarantine import quarantine
 from functions.shared.settings import get_settings
 from functions.shared.state import NAME_PATTERN, StepState, parse_state
-from pipelines.contracts import (
-    Contract,
-    ContractError,
-    check_schema_evolution,
-    parse_contract,
-    resolve_contract,
-)
-from pipelines.manifests import (
-    build_manifest,
-    manifest_key,
-    manifest_sha256,
-    rejection_summary,
-    report_key,
-)
+from pipelines.contracts import ContractError, check_schema_evolution
+from pipelines.manifests import build_manifest, manifest_key
 from pipelines.uploads import DATASETS_PREFIX
 from pipelines.validation import validate
 
 logger = Logger()
-
-PACKAGED_CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
-QUARANTINE_TAG = "driftline:quarantined"
 
 
 class UploadState(StepState):
@@ -109,15 +94,7 @@ def run(state: UploadState) -> dict[str, Any]:
         validated_at=validated_at,
     )
     key = manifest_key(state.dataset, state.version_id)
-    existing = storage.get_text_if_exists(settings.artifacts_bucket, key)
-    if existing is None:
-        storage.put_json(settings.artifacts_bucket, key, manifest)
-        sha256 = manifest_sha256(manifest)
-        datasets.record_accepted(manifest, manifest_key=key, sha256=sha256)
-    else:
-        # A retried step: the first manifest stays the one and only record of this version.
-        manifest = storage.get_json(settings.artifacts_bucket, key)
-        sha256 = manifest_sha256(manifest)
+    manifest, sha256 = store_manifest_once(datasets, settings.artifacts_bucket, key, manifest)
     return {
         "status": "accepted",
         "dataset": state.dataset,
@@ -133,65 +110,19 @@ def run(state: UploadState) -> dict[str, Any]:
     }
 
 
-def resolve(dataset: str, datasets_bucket: str) -> tuple[Contract, str]:
-    """An uploaded `contracts/<dataset>.yaml` overrides the one deployed with the stack."""
-    override_key = f"contracts/{dataset}.yaml"
-    override = storage.get_text_if_exists(datasets_bucket, override_key)
-    if override is not None:
-        text, version_id = override
-        source = f"s3://{datasets_bucket}/{override_key}?versionId={version_id}"
-        contract = parse_contract(text, source=source)
-        if contract.dataset != dataset:
-            raise ContractError(
-                f"{source}: dataset: says {contract.dataset!r}, expected {dataset!r}"
-            )
-        return contract, source
-    return resolve_contract(dataset, PACKAGED_CONTRACTS), f"contracts/{dataset}.yaml"
-
-
 def reject(
     state: UploadState, violations: list[dict[str, Any]], *, report: dict[str, Any]
 ) -> dict[str, Any]:
-    settings = get_settings()
-    key = report_key(state.dataset, state.version_id)
-    uri = f"s3://{settings.artifacts_bucket}/{key}"
-    storage.put_json(
-        settings.artifacts_bucket,
-        key,
-        {
-            **report,
-            "dataset": state.dataset,
-            "key": state.key,
-            "version_id": state.version_id,
-            "violations": violations,
-        },
-    )
-    with transient_aws_errors(f"tagging s3://{state.bucket}/{state.key}"):
-        client("s3").put_object_tagging(
-            Bucket=state.bucket,
-            Key=state.key,
-            VersionId=state.version_id,
-            Tagging={
-                "TagSet": [
-                    {"Key": QUARANTINE_TAG, "Value": "true"},
-                    {"Key": "driftline:report", "Value": key},
-                ]
-            },
-        )
-    message, cause = rejection_summary(
+    result = quarantine(
         dataset=state.dataset,
         version_id=state.version_id,
         key=state.key,
+        bucket=state.bucket,
+        objects=[(state.key, state.version_id)],
         violations=violations,
-        report_uri=uri,
+        report=report,
     )
-    logger.warning("rejected", extra={"violations": len(violations), "report": uri})
-    return {
-        "status": "rejected",
-        "dataset": state.dataset,
-        "version_id": state.version_id,
-        "report_key": key,
-        "violations": len(violations),
-        "message": message,
-        "cause": cause,
-    }
+    logger.warning(
+        "rejected", extra={"violations": len(violations), "report": result["report_key"]}
+    )
+    return result

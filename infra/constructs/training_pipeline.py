@@ -35,6 +35,13 @@ DATASETS_PREFIX = "datasets/"
 # just-written override); everything else goes straight to the failure path.
 TRANSIENT_ERRORS = ["TransientError", "Lambda.TooManyRequestsException"]
 
+# Parts of one multi-part batch validated at once: bounded so one large batch cannot take
+# the account's whole Lambda concurrency (1,000 by default) from inference and other runs.
+PART_CONCURRENCY = 50
+# Where the Distributed Map writes its run results (artifacts bucket); the merge step reads
+# the part reports by key instead, so these are for inspecting a map run.
+PART_RESULTS_PREFIX = "part-results/"
+
 
 @dataclass(frozen=True)
 class PipelineResources:
@@ -45,6 +52,16 @@ class PipelineResources:
     tables: RegistryTableSet
     alerts_topic: sns.ITopic
     key: kms.IKey
+
+
+@dataclass(frozen=True)
+class MultipartSteps:
+    """The functions that validate a multi-part batch (list, one part each, merge)."""
+
+    list_parts: lambda_.IFunction
+    validate_part: lambda_.IFunction
+    merge_parts: lambda_.IFunction
+    artifacts: s3.IBucket
 
 
 class TrainingPipeline(Construct):
@@ -59,6 +76,7 @@ class TrainingPipeline(Construct):
         env_name: str,
         git_sha: str,
         approval_policy: str,
+        deploy_function: lambda_.IFunction,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
     ) -> None:
@@ -95,6 +113,16 @@ class TrainingPipeline(Construct):
         validate = step_function(
             "Validate", "Validate an upload against its data contract", memory_mb=3008, minutes=15
         )
+        multipart = MultipartSteps(
+            list_parts=step_function("ListParts", "List a multi-part batch, pin its contract"),
+            validate_part=step_function(
+                "ValidatePart", "Validate one part of a batch", memory_mb=3008, minutes=15
+            ),
+            merge_parts=step_function(
+                "MergeParts", "Merge part reports: one manifest or quarantine", memory_mb=3008
+            ),
+            artifacts=resources.artifacts_bucket,
+        )
         prepare = step_function("Prepare", "Split a validated dataset for training", memory_mb=3008)
         train = step_function("Train", "Fit the configured estimator", memory_mb=3008, minutes=15)
         evaluate = step_function("Evaluate", "Score challenger and champion on the test split")
@@ -107,18 +135,22 @@ class TrainingPipeline(Construct):
             resources.artifacts_bucket,
             resources.tables,
         )
-        datasets.grant_read(validate)
-        datasets.grant_read(prepare)
+        for function in (validate, prepare, multipart.list_parts, multipart.validate_part):
+            datasets.grant_read(function)
         # Quarantine tags the rejected object version; it never deletes or overwrites it.
-        validate.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:PutObjectVersionTagging", "s3:GetObjectVersionTagging"],
-                resources=[datasets.arn_for_objects(f"{DATASETS_PREFIX}*")],
+        for function in (validate, multipart.list_parts, multipart.merge_parts):
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:PutObjectVersionTagging", "s3:GetObjectVersionTagging"],
+                    resources=[datasets.arn_for_objects(f"{DATASETS_PREFIX}*")],
+                )
             )
-        )
         for function in (validate, prepare, train, evaluate, gate, register, record):
             artifacts.grant_read_write(function)
+        for function in (multipart.list_parts, multipart.validate_part, multipart.merge_parts):
+            artifacts.grant_read_write(function)
         tables.datasets.grant_read_write_data(validate)
+        tables.datasets.grant_read_write_data(multipart.merge_parts)
         tables.datasets.grant_read_data(prepare)
         for function in (validate, prepare, train, evaluate, gate, register, record):
             tables.runs.grant_read_write_data(function)
@@ -127,16 +159,21 @@ class TrainingPipeline(Construct):
 
         self.state_machine = self._state_machine(
             validate=validate,
+            multipart=multipart,
             prepare=prepare,
             train=train,
             evaluate=evaluate,
             gate=gate,
             register=register,
             record=record,
+            deploy=deploy_function,
             topic=resources.alerts_topic,
             log_retention=log_retention,
             removal_policy=removal_policy,
         )
+        # The Distributed Map reads its item list from, and writes its results to, the
+        # SSE-KMS artifacts bucket (CDK grants the S3 actions, not the key's).
+        resources.key.grant_encrypt_decrypt(self.state_machine)
 
         start_run = DriftlineFunction(
             functions_scope,
@@ -196,18 +233,23 @@ class TrainingPipeline(Construct):
             "register": register,
             "record_outcome": record,
             "start_run": start_run,
+            "list_parts": multipart.list_parts,
+            "validate_part": multipart.validate_part,
+            "merge_parts": multipart.merge_parts,
         }
 
     def _state_machine(
         self,
         *,
         validate: lambda_.IFunction,
+        multipart: MultipartSteps,
         prepare: lambda_.IFunction,
         train: lambda_.IFunction,
         evaluate: lambda_.IFunction,
         gate: lambda_.IFunction,
         register: lambda_.IFunction,
         record: lambda_.IFunction,
+        deploy: lambda_.IFunction,
         topic: sns.ITopic,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
@@ -304,7 +346,10 @@ class TrainingPipeline(Construct):
             )
             .next(sfn.Succeed(self, "Done"))
         )
-        deploy = sfn.Pass(self, "Deploy", comment="Serving lands with the serving issue")
+        # The Serving stack's deploy step. A version that may not be deployed (PendingApproval
+        # under a manual approval policy) ends the run as registered, not failed.
+        deploy_step = step("Deploy", deploy, "$.deployment")
+        deploy_step.add_catch(succeeded, errors=["DeploymentRefused"], result_path="$.deployment")
         training = (
             guarded(step("Prepare", prepare, "$.prepared"))
             .next(guarded(step("Train", train, "$.trained")))
@@ -315,20 +360,71 @@ class TrainingPipeline(Construct):
                 .when(
                     sfn.Condition.boolean_equals("$.gate.passed", True),
                     guarded(step("Register", register, "$.registered"))
-                    .next(deploy)
+                    .next(guarded(deploy_step))
                     .next(succeeded),
                 )
                 .otherwise(gate_rejected)
             )
         )
-        definition = init.next(guarded(step("Validate", validate, "$.validation"))).next(
+        ignored = sfn.Succeed(self, "Ignored")
+        accepted = (
             sfn.Choice(self, "DatasetAccepted?")
-            .when(
-                sfn.Condition.string_equals("$.validation.status", "ignored"),
-                sfn.Succeed(self, "Ignored"),
-            )
+            .when(sfn.Condition.string_equals("$.validation.status", "ignored"), ignored)
             .when(sfn.Condition.string_equals("$.validation.status", "rejected"), rejected)
             .otherwise(training)
+        )
+        # A batch marker (start_run puts the batch `prefix` in the input) validates every part
+        # in parallel, then merges; a single file is one Validate step. Both end in one verdict.
+        validate_parts = sfn.DistributedMap(
+            self,
+            "ValidateParts",
+            item_reader=sfn.S3JsonItemReader(
+                bucket=multipart.artifacts,
+                key=sfn.JsonPath.string_at("$.validation.parts_key"),
+            ),
+            item_selector={
+                "dataset": sfn.JsonPath.string_at("$.dataset"),
+                "bucket": sfn.JsonPath.string_at("$.bucket"),
+                "version_id": sfn.JsonPath.string_at("$.version_id"),
+                "contract_key": sfn.JsonPath.string_at("$.validation.contract_key"),
+                "contract_source": sfn.JsonPath.string_at("$.validation.contract_source"),
+                "part": sfn.JsonPath.object_at("$$.Map.Item.Value"),
+            },
+            max_concurrency=PART_CONCURRENCY,
+            label="ValidateParts",
+            result_writer_v2=sfn.ResultWriterV2(
+                bucket=multipart.artifacts, prefix=PART_RESULTS_PREFIX
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        validate_parts.item_processor(
+            step("ValidatePart", multipart.validate_part, "$"),
+            mode=sfn.ProcessorMode.DISTRIBUTED,
+            execution_type=sfn.ProcessorType.STANDARD,
+        )
+        validate_parts.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+        batch = guarded(step("ListParts", multipart.list_parts, "$.validation")).next(
+            sfn.Choice(self, "PartsListed?")
+            .when(sfn.Condition.string_equals("$.validation.status", "ignored"), ignored)
+            .when(sfn.Condition.string_equals("$.validation.status", "rejected"), rejected)
+            .otherwise(
+                validate_parts.next(
+                    guarded(step("MergeParts", multipart.merge_parts, "$.validation"))
+                ).next(accepted)
+            )
+        )
+        # A marker run carries `prefix`; a retrain of an accepted batch carries its key, which
+        # is the prefix itself (a key ending in "/" is never a single file).
+        is_batch = sfn.Condition.or_(
+            sfn.Condition.is_present("$.prefix"),
+            sfn.Condition.and_(
+                sfn.Condition.is_present("$.key"), sfn.Condition.string_matches("$.key", "*/")
+            ),
+        )
+        definition = init.next(
+            sfn.Choice(self, "MultiPart?")
+            .when(is_batch, batch)
+            .otherwise(guarded(step("Validate", validate, "$.validation")).next(accepted))
         )
         state_machine = sfn.StateMachine(
             self,

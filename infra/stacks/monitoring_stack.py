@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from infra.config import EnvConfig
+from infra.constructs.drift_monitoring import DriftMonitoring, MonitoredModel, MonitoringResources
+from infra.constructs.log_retention import log_retention
+from infra.constructs.operational_alarms import (
+    MonitoredEndpoint,
+    OperationalAlarms,
+    dashboard_rows,
+)
 from infra.stacks.data_stack import DataStack
+from infra.stacks.pipeline_stack import PipelineStack
+from infra.stacks.serving_stack import ServingStack
 
 
 class MonitoringStack(Stack):
-    """One dashboard per env; drift monitor and alarms arrive with the monitoring issue."""
+    """Drift monitoring and retraining per model, operational alarms, one dashboard per env."""
 
     def __init__(
         self,
@@ -22,6 +32,9 @@ class MonitoringStack(Stack):
         *,
         config: EnvConfig,
         data: DataStack,
+        pipeline: PipelineStack,
+        serving: ServingStack,
+        models: Sequence[MonitoredModel],
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -30,6 +43,53 @@ class MonitoringStack(Stack):
             description=f"Driftline {config.name}: drift monitoring, alarms and dashboard",
             **kwargs,
         )
+        self.data = data
+        state_machine = pipeline.training.state_machine
+        self.drift = DriftMonitoring(
+            self,
+            "Drift",
+            resources=MonitoringResources(
+                datasets_bucket=data.datasets_bucket,
+                artifacts_bucket=data.artifacts_bucket,
+                tables=data.tables,
+                alerts_topic=data.alerts_topic,
+                key=data.key,
+                state_machine=state_machine,
+            ),
+            models=models,
+            thresholds=config.thresholds,
+            schedules=config.schedules,
+            env_name=config.name,
+            log_retention=log_retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        endpoints = [
+            MonitoredEndpoint(
+                model=model,
+                function=endpoint.alias,
+                alarms=(endpoint.error_alarm, endpoint.latency_alarm),
+            )
+            for model, endpoint in sorted(serving.endpoints.items())
+        ]
+        queues = {
+            "UploadRule": pipeline.training.dead_letters,
+            "MonitoringRules": self.drift.dead_letters,
+        }
+        self.operations = OperationalAlarms(
+            self,
+            "Operations",
+            state_machine=state_machine,
+            dead_letter_queues=queues,
+            endpoints=endpoints,
+            functions=self.drift.functions,
+            topic=data.alerts_topic,
+        )
+        alarms: list[cloudwatch.IAlarm] = [
+            alarm for model in self.drift.model_alarms.values() for alarm in model.all()
+        ]
+        alarms += self.operations.all()
+        alarms += [alarm for endpoint in endpoints for alarm in endpoint.alarms]
+
         self.dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",
@@ -40,8 +100,23 @@ class MonitoringStack(Stack):
                         width=24,
                         height=2,
                     )
-                ]
+                ],
+                *dashboard_rows(
+                    state_machine=state_machine,
+                    dead_letter_queues=queues,
+                    drift=self.drift,
+                    endpoints=endpoints,
+                    alarms=alarms,
+                ),
             ],
         )
         CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
-        self.data = data
+        CfnOutput(
+            self,
+            "DriftMonitorFunctionName",
+            value=self.drift.functions["drift_monitor"].function_name,
+            description='invoke with {"trigger": "schedule"} to check every model now',
+        )
+        for name in ("drift_notifier", "feedback", "retrain"):
+            label = "".join(part.capitalize() for part in name.split("_"))
+            CfnOutput(self, f"{label}FunctionName", value=self.drift.functions[name].function_name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.config import EnvConfig
@@ -23,6 +24,7 @@ class PipelineStack(Stack):
         *,
         config: EnvConfig,
         data: DataStack,
+        deploy_function: lambda_.IFunction,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -44,6 +46,7 @@ class PipelineStack(Stack):
             env_name=config.name,
             git_sha=config.git_sha,
             approval_policy=config.approval_policy.value,
+            deploy_function=deploy_function,
             log_retention=log_retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )

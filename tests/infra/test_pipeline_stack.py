@@ -112,6 +112,9 @@ def test_functions_run_from_the_shared_image_with_their_own_command(local: Synth
         for name in (
             "start_run",
             "validate",
+            "list_parts",
+            "validate_part",
+            "merge_parts",
             "prepare",
             "train",
             "evaluate",

@@ -89,8 +89,9 @@ def test_an_upload_trains_gates_and_registers_a_model_traced_to_its_version(
         step.state
         for step in step_results(twin.outputs["TrainingStateMachineArn"], upload.execution_name)
     ]
-    assert states[:6] == [
+    assert states[:7] == [
         "StartRunRecord",
+        "MultiPart?",
         "Validate",
         "DatasetAccepted?",
         "Prepare",

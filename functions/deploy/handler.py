@@ -1,0 +1,450 @@
+"""Deploy a registered model version to its endpoint: the pipeline's `Deploy` step.
+
+Input is the execution state (`$.registered.model`/`.version`, `$.run.execution_arn`) or, from
+the CLI, `{"registered": {"model", "version"}, "requested_by": "cli:<user>"}`. Steps:
+
+1. refuse anything but an Approved version (`DeploymentRefused`, which the state machine
+   treats as "registered, awaiting approval" rather than a failed run);
+2. load the archive once through skops' allowlist and store the serving bundle
+   (`functions/inference/bundle.py`);
+3. write the model version, archive key and bundle key + digest into the inference function's
+   environment, wait for the update, and publish a version (guarded by the RevisionId, so a
+   concurrent change cannot slip into it);
+4. move the `live` alias: through CodeDeploy with the environment's deployment config (canary
+   or linear in staging/prod, rolled back automatically on the endpoint's error and latency
+   alarms), or directly when `DRIFTLINE_ALIAS_SHIFT=direct` (the local twin: moto has no
+   CodeDeploy resources in CloudFormation) or when the strategy is AllAtOnce and CodeDeploy is
+   unavailable;
+5. record the deployment in the Endpoints table (current + history).
+
+A CodeDeploy deployment that fails or is stopped (its alarms fired) leaves `live` where it was;
+that outcome is recorded as `RolledBack` and raised as `DeploymentFailed`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from functions.shared import storage
+from functions.shared.clients import client
+from functions.shared.endpoints import (
+    MODEL_ENV,
+    EndpointRegistry,
+    EndpointTarget,
+    alias_version,
+    iso_now,
+    parse_endpoint_targets,
+    point_alias,
+    version_model,
+)
+from functions.shared.errors import TransientError, error_code, transient_aws_errors
+from functions.shared.registry import ModelRegistry
+
+logger = Logger()
+
+Strategy = Literal["AllAtOnce", "Canary10Percent5Minutes", "Linear10PercentEvery1Minute"]
+CODEDEPLOY_CONFIGS: Mapping[str, str] = {
+    "AllAtOnce": "CodeDeployDefault.LambdaAllAtOnce",
+    "Canary10Percent5Minutes": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+    "Linear10PercentEvery1Minute": "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
+}
+# CodeDeploy answers these when the application or group is not there (or the API is not):
+# with AllAtOnce nothing is lost by moving the alias directly instead.
+CODEDEPLOY_UNAVAILABLE = frozenset(
+    {
+        "ApplicationDoesNotExistException",
+        "DeploymentGroupDoesNotExistException",
+        "UnknownOperationException",
+        "InvalidAction",
+        "NotImplemented",
+        "501",
+        "404",
+    }
+)
+FINISHED = frozenset({"Succeeded", "Failed", "Stopped"})
+# The step's own status when its time ran out before CodeDeploy finished.
+UNCONFIRMED = "Unconfirmed"
+POLL_SECONDS = 10.0
+# Leave time to record the outcome before the function's own timeout.
+SAFETY_MARGIN_MS = 30_000
+
+
+class DeploymentRefused(RuntimeError):
+    """This version may not be deployed (not Approved, unknown, or no endpoint for it)."""
+
+
+class DeploymentFailed(RuntimeError):
+    """The alias did not move to the new version (CodeDeploy failed, stopped or rolled back)."""
+
+
+class DeployInputError(ValueError):
+    """The event does not name a model version."""
+
+
+class DeploySettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    env: str = Field(min_length=1)
+    artifacts_bucket: str = Field(min_length=3)
+    models_table: str = Field(min_length=1)
+    endpoints_table: str = Field(min_length=1)
+    endpoints: dict[str, EndpointTarget]
+    deployment_strategy: Strategy
+    alias_shift: Literal["codedeploy", "direct"]
+
+    @field_validator("alias_shift")
+    @classmethod
+    def _direct_only_all_at_once(cls, value: str, info: Any) -> str:
+        strategy = info.data.get("deployment_strategy")
+        if value == "direct" and strategy not in (None, "AllAtOnce"):
+            raise ValueError(
+                f"direct alias shifts skip the {strategy} canary; use them with AllAtOnce only"
+            )
+        return value
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> DeploySettings:
+        names = (
+            "ENV",
+            "ARTIFACTS_BUCKET",
+            "MODELS_TABLE",
+            "ENDPOINTS_TABLE",
+            "DEPLOYMENT_STRATEGY",
+            "ALIAS_SHIFT",
+        )
+        values: dict[str, Any] = {
+            name.lower(): environ[f"DRIFTLINE_{name}"]
+            for name in names
+            if f"DRIFTLINE_{name}" in environ
+        }
+        values.setdefault("alias_shift", "codedeploy")
+        try:
+            values["endpoints"] = parse_endpoint_targets(
+                environ.get("DRIFTLINE_ENDPOINTS", "{}"), source="DRIFTLINE_ENDPOINTS"
+            )
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            variable = "DRIFTLINE_" + str(first["loc"][0]).upper() if first["loc"] else "?"
+            problem = (
+                "is not set"
+                if first["type"] == "missing"
+                else str(first["msg"]).removeprefix("Value error, ")
+            )
+            raise ValueError(f"environment variable {variable}: {problem}") from None
+
+
+@cache
+def get_settings() -> DeploySettings:
+    return DeploySettings.from_environ(os.environ)
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    model: str
+    version: int
+    by: str
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> DeployRequest:
+        registered = event.get("registered")
+        if not isinstance(registered, Mapping):
+            raise DeployInputError("state field $.registered is missing")
+        model, version = registered.get("model"), registered.get("version")
+        if not isinstance(model, str) or not model:
+            raise DeployInputError("state field $.registered.model is missing")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise DeployInputError(
+                f"state field $.registered.version is not a version: {version!r}"
+            )
+        run = event.get("run")
+        by = (
+            (run.get("execution_arn") if isinstance(run, Mapping) else None)
+            or event.get("requested_by")
+            or "unknown"
+        )
+        return cls(model=model, version=version, by=str(by))
+
+
+@dataclass(frozen=True)
+class Clients:
+    lambda_: Any
+    codedeploy: Any
+    dynamodb: Any
+
+    @classmethod
+    def default(cls) -> Clients:
+        return cls(client("lambda"), client("codedeploy"), client("dynamodb"))
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = DeployRequest.from_event(event)
+    logger.append_keys(model=request.model, model_version=request.version)
+    deadline = time.monotonic() + (context.get_remaining_time_in_millis() - SAFETY_MARGIN_MS) / 1000
+    return deploy(request, get_settings(), Clients.default(), deadline=deadline)
+
+
+def deploy(
+    request: DeployRequest,
+    settings: DeploySettings,
+    clients: Clients,
+    *,
+    deadline: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    target = settings.endpoints.get(request.model)
+    if target is None:
+        known = ", ".join(sorted(settings.endpoints)) or "none"
+        raise DeploymentRefused(
+            f"model {request.model} has no endpoint in env {settings.env} (endpoints: {known}); "
+            f"ship models/{request.model}.yaml and redeploy the Serving stack"
+        )
+    record = _approved_version(settings, clients, request)
+    model_key = str(record["model_key"])
+    serving_key, digest = _store_bundle(settings.artifacts_bucket, request, model_key)
+
+    previous = alias_version(clients.lambda_, target)
+    previous_model = version_model(clients.lambda_, target.function_name, previous)
+    new_version = _publish(
+        clients.lambda_,
+        target,
+        {
+            MODEL_ENV["version"]: str(request.version),
+            MODEL_ENV["key"]: model_key,
+            MODEL_ENV["serving_key"]: serving_key,
+            MODEL_ENV["serving_sha256"]: digest,
+        },
+        description=f"{request.model} model v{request.version}",
+    )
+    result: dict[str, Any] = {
+        "model": request.model,
+        "model_version": request.version,
+        "lambda_version": new_version,
+        "previous_version": previous,
+        "function_name": target.function_name,
+        "alias": target.alias,
+        "strategy": settings.deployment_strategy,
+    }
+    if new_version == previous:
+        logger.info("already live", extra={"lambda_version": new_version})
+        return result | {"status": "AlreadyLive", "shift": "none", "deployment_id": None}
+
+    shift, deployment_id, status = _shift(
+        settings, clients, target, previous, new_version, deadline, sleep
+    )
+    recorded_status = {"Succeeded": "Succeeded", UNCONFIRMED: UNCONFIRMED}.get(status, "RolledBack")
+    entry = {
+        "env": settings.env,
+        "model": request.model,
+        "action": "deploy",
+        "status": recorded_status,
+        "shift": shift,
+        "strategy": settings.deployment_strategy,
+        "deployment_id": deployment_id,
+        "model_version": request.version,
+        "model_key": model_key,
+        "serving_key": serving_key,
+        "lambda_version": new_version,
+        "previous_version": previous,
+        "previous_model_version": previous_model["model_version"],
+        "function_name": target.function_name,
+        "alias": target.alias,
+        "deployed_at": iso_now(),
+        "deployed_by": request.by,
+    }
+    registry = EndpointRegistry(clients.dynamodb, settings.endpoints_table)
+    registry.record(entry, becomes_current=status == "Succeeded")
+    if status == UNCONFIRMED:
+        raise DeploymentFailed(
+            f"CodeDeploy deployment {deployment_id} of {request.model} model v{request.version} "
+            "was still running when this step had to end; it continues in CodeDeploy, and "
+            "`driftline endpoints show` tells where live points"
+        )
+    if status != "Succeeded":
+        raise DeploymentFailed(
+            f"CodeDeploy deployment {deployment_id} of {request.model} model v{request.version} "
+            f"(Lambda version {new_version}) ended {status}; live stays on version {previous}"
+        )
+    logger.info("deployed", extra={"lambda_version": new_version, "shift": shift})
+    return result | {"status": "Succeeded", "shift": shift, "deployment_id": deployment_id}
+
+
+def _approved_version(
+    settings: DeploySettings, clients: Clients, request: DeployRequest
+) -> dict[str, Any]:
+    """The registry's record of the version; anything but Approved is refused."""
+    models = ModelRegistry(clients.dynamodb, settings.models_table)
+    record = models.get_version(request.model, request.version)
+    if record is None:
+        raise DeploymentRefused(f"model {request.model} has no version {request.version}")
+    status = record.get("status")
+    if status != "Approved":
+        hint = (
+            f"; approve it with `driftline models approve {request.model} "
+            f"--version {request.version}`"
+            if status == "PendingApproval"
+            else ""
+        )
+        raise DeploymentRefused(
+            f"model {request.model} version {request.version} is {status}, not Approved{hint}"
+        )
+    return record
+
+
+def _store_bundle(bucket: str, request: DeployRequest, model_key: str) -> tuple[str, str]:
+    from functions.inference.bundle import build_bundle, bundle_key
+
+    data, digest = build_bundle(storage.get_bytes(bucket, model_key))
+    key = bundle_key(request.model, request.version, digest)
+    storage.put_bytes(bucket, key, data, "application/octet-stream")
+    return key, digest
+
+
+def _publish(
+    lambda_client: Any, target: EndpointTarget, model_env: Mapping[str, str], *, description: str
+) -> str:
+    """Put the model into $LATEST's environment and publish exactly that configuration."""
+    name = target.function_name
+    with transient_aws_errors(f"updating {name}"):
+        config = lambda_client.get_function_configuration(FunctionName=name)
+        variables = dict((config.get("Environment") or {}).get("Variables") or {})
+        revision = config.get("RevisionId")
+        if any(variables.get(key) != value for key, value in model_env.items()):
+            variables.update(model_env)
+            updated = lambda_client.update_function_configuration(
+                FunctionName=name, Environment={"Variables": variables}
+            )
+            revision = updated.get("RevisionId")
+        lambda_client.get_waiter("function_updated_v2").wait(
+            FunctionName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+        )
+        # The waiter's read gives the revision after the update settled.
+        revision = lambda_client.get_function_configuration(FunctionName=name).get(
+            "RevisionId", revision
+        )
+    arguments = {"FunctionName": name, "Description": description}
+    if revision:
+        arguments["RevisionId"] = revision
+    try:
+        with transient_aws_errors(f"publishing {name}"):
+            published = lambda_client.publish_version(**arguments)
+    except ClientError as error:
+        if error_code(error) in ("PreconditionFailedException", "ResourceConflictException"):
+            raise TransientError(
+                f"publishing {name}: its configuration changed meanwhile (retryable)"
+            ) from error
+        raise
+    version = str(published["Version"])
+    with transient_aws_errors(f"waiting for {name}:{version}"):
+        lambda_client.get_waiter("published_version_active").wait(
+            FunctionName=name, Qualifier=version, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+        )
+    return version
+
+
+def _shift(
+    settings: DeploySettings,
+    clients: Clients,
+    target: EndpointTarget,
+    previous: str,
+    new_version: str,
+    deadline: float,
+    sleep: Callable[[float], None],
+) -> tuple[str, str | None, str]:
+    """(how, CodeDeploy deployment id, final status) of moving the alias to `new_version`."""
+    all_at_once = settings.deployment_strategy == "AllAtOnce"
+    if settings.alias_shift == "direct":
+        point_alias(clients.lambda_, target, new_version)
+        return "direct", None, "Succeeded"
+    try:
+        deployment_id = _create_deployment(clients.codedeploy, target, previous, new_version)
+    except _CodeDeployUnavailable as unavailable:
+        if not all_at_once:
+            raise DeploymentFailed(
+                f"{settings.deployment_strategy} needs CodeDeploy, which is unavailable for "
+                f"endpoint {target.model}: {unavailable}"
+            ) from None
+        logger.warning(
+            "CodeDeploy unavailable; moving the alias directly", extra={"why": str(unavailable)}
+        )
+        point_alias(clients.lambda_, target, new_version)
+        return "direct", None, "Succeeded"
+    status = _wait_for_deployment(clients.codedeploy, deployment_id, deadline, sleep)
+    return "codedeploy", deployment_id, status
+
+
+class _CodeDeployUnavailable(Exception):
+    pass
+
+
+def _create_deployment(
+    codedeploy: Any, target: EndpointTarget, previous: str, new_version: str
+) -> str:
+    if not target.has_deployment_group:
+        raise _CodeDeployUnavailable(f"endpoint {target.model} has no deployment group")
+    appspec = {
+        "version": 0.0,
+        "Resources": [
+            {
+                target.model.replace("-", "_").replace(".", "_"): {
+                    "Type": "AWS::Lambda::Function",
+                    "Properties": {
+                        "Name": target.function_name,
+                        "Alias": target.alias,
+                        "CurrentVersion": previous,
+                        "TargetVersion": new_version,
+                    },
+                }
+            }
+        ],
+    }
+    try:
+        with transient_aws_errors(f"starting a CodeDeploy deployment for {target.model}"):
+            response = codedeploy.create_deployment(
+                applicationName=target.deployment_application,
+                deploymentGroupName=target.deployment_group,
+                revision={
+                    "revisionType": "AppSpecContent",
+                    "appSpecContent": {"content": json.dumps(appspec)},
+                },
+                description=f"{target.model}: Lambda version {previous} -> {new_version}",
+            )
+    except ClientError as error:
+        if error_code(error) in CODEDEPLOY_UNAVAILABLE:
+            raise _CodeDeployUnavailable(f"{error_code(error)}") from None
+        raise
+    except BotoCoreError as error:  # no endpoint for the service at all
+        raise _CodeDeployUnavailable(type(error).__name__) from None
+    return str(response["deploymentId"])
+
+
+def _wait_for_deployment(
+    codedeploy: Any, deployment_id: str, deadline: float, sleep: Callable[[float], None]
+) -> str:
+    while True:
+        with transient_aws_errors(f"reading CodeDeploy deployment {deployment_id}"):
+            info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+        status = str(info.get("status"))
+        if status in FINISHED:
+            if status != "Succeeded":
+                logger.warning(
+                    "deployment did not succeed",
+                    extra={"status": status, "error": info.get("errorInformation")},
+                )
+            return status
+        if time.monotonic() + POLL_SECONDS > deadline:
+            logger.warning("deployment outlives this step", extra={"status": status})
+            return UNCONFIRMED
+        sleep(POLL_SECONDS)

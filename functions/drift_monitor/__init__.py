@@ -1,0 +1,1 @@
+"""Drift monitor: compare the deployed model's captured traffic with its training baseline."""

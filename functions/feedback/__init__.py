@@ -1,0 +1,1 @@
+"""Feedback: grade captured predictions with uploaded ground-truth labels (concept drift)."""

@@ -1,0 +1,115 @@
+"""The inference endpoint: `POST {"rows": [{feature: value, ...}, ...]}` → predictions.
+
+Two transports, one request format:
+- the Function URL on the `live` alias (IAM auth): the HTTP body is the request document and
+  the reply is an HTTP response whose body is the response document;
+- a direct invoke (`aws lambda invoke --qualifier live`, `driftline predict`): the payload is the
+  request document and the reply is the response document itself.
+A bare JSON list of rows is accepted as shorthand for `{"rows": [...]}` in both.
+
+Settings (environment, set by the Serving stack; the model ones by the deploy step):
+- `DRIFTLINE_EXTRA_FEATURES`: `ignore` (default) scores rows carrying keys the model does not
+  take and lists those keys in `ignored_features`; `reject` answers 400 naming row and key;
+- `DRIFTLINE_MAX_ROWS` (413 `TooManyRows`) and `DRIFTLINE_MAX_PAYLOAD_BYTES` (413
+  `PayloadTooLarge`, checked on a URL body before parsing it);
+- `DRIFTLINE_CAPTURE_SAMPLE_RATE` in [0, 1]: the share of scored requests written to
+  `captures/<model>/date=YYYY-MM-DD/hour=HH/<request-id>.jsonl`, one JSON line per row;
+- `DRIFTLINE_MODEL_VERSION`, `DRIFTLINE_MODEL_KEY`, `DRIFTLINE_SERVING_KEY/_SHA256`: the model
+  this published version serves (see `functions/inference/service.py`).
+
+Every response document carries `status` (the HTTP status) and `request_id`; success adds
+`model`, `model_version`, `predictions` and, for classifiers, `classes` + `probabilities` (one
+list per row, in `classes` order); an unusable request gets `error` with `code`, `message` and,
+for a bad value, `row`, `column` and `reason`. Client mistakes are answered (400/405/413, 503
+while no model is deployed), never raised: a raised error counts in the alias' Errors metric,
+which rolls deployments back, and that must mean the *model or code* is broken.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.inference.schema import RequestError, check_rows, parse_body, request_rows
+from functions.inference.service import (
+    InferenceSettings,
+    capture,
+    deployed_model,
+    get_settings,
+    response_document,
+    sampled,
+    score,
+)
+
+logger = Logger()
+metrics = Metrics(namespace="Driftline")
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    request_id = context.aws_request_id
+    http = _is_function_url_event(event)
+    if not metrics.default_dimensions:
+        metrics.set_default_dimensions(Model=settings.model_name)
+    try:
+        document = _url_request(event, settings) if http else event
+        response = _predict(document, settings, request_id)
+    except RequestError as error:
+        metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
+        logger.info("request refused", extra={"status": error.status, "error": error.to_dict()})
+        response = {"status": error.status, "request_id": request_id, "error": error.to_dict()}
+    return _http_response(response) if http else response
+
+
+def _predict(document: Any, settings: InferenceSettings, request_id: str) -> dict[str, Any]:
+    rows = request_rows(document, settings.limits)
+    deployed = deployed_model(settings)
+    checked = check_rows(rows, deployed.schema, settings.limits)
+    scored = score(deployed, checked)
+    metrics.add_metric(name="PredictedRows", unit=MetricUnit.Count, value=len(checked))
+    if sampled(settings.capture_sample_rate):
+        try:
+            capture(settings, deployed, checked, scored, request_id)
+        except Exception:  # a lost capture must never cost the caller their prediction
+            logger.exception("capture failed")
+            metrics.add_metric(name="CaptureFailures", unit=MetricUnit.Count, value=1)
+    return response_document(settings, deployed, checked, scored, request_id)
+
+
+def _is_function_url_event(event: Any) -> bool:
+    if not isinstance(event, Mapping):
+        return False
+    context = event.get("requestContext")
+    return isinstance(context, Mapping) and isinstance(context.get("http"), Mapping)
+
+
+def _url_request(event: Mapping[str, Any], settings: InferenceSettings) -> Any:
+    method = str(event["requestContext"]["http"].get("method", "POST")).upper()
+    if method != "POST":
+        raise RequestError(
+            f"method {method} is not allowed; POST a JSON body", status=405, code="MethodNotAllowed"
+        )
+    body: str | bytes = event.get("body") or ""
+    if event.get("isBase64Encoded") and body:
+        try:
+            body = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError("request body is not valid base64", code="MalformedBody") from None
+    return parse_body(body, settings.limits)
+
+
+def _http_response(document: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": document["status"],
+        "headers": {"content-type": "application/json", "x-request-id": document["request_id"]},
+        "body": json.dumps(document, separators=(",", ":"), allow_nan=False),
+    }

@@ -1,0 +1,1 @@
+"""Retrain: start the training pipeline when a model drifts, at most once per cooldown."""

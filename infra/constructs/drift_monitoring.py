@@ -1,0 +1,511 @@
+"""Drift monitoring and the closed loop: monitor, alarms per model, notifier, feedback, retrain.
+
+    schedule (rate N min) ─┐
+    capture object lands ──┴─► drift monitor ─► reports/drift/<model>/ + EMF metrics
+                                                   │ MaxFeaturePSI, DriftedShare, PredictionPSI
+                                                   ▼
+    labels in feedback/ ─► feedback ─► Live<Metric>    per-model alarms ─► composite drift alarm
+                                           │                                  │ (SNS action)
+                                           ▼                                  ▼
+                                 concept-drift alarm ──► EventBridge ──► retrain (cooldown) ─►
+                                                                   └──► drift notifier ─► SNS
+                                                                        (features + report)
+
+Alarm periods follow the drift check schedule; a drift alarm fires when one of the last two
+periods breaches (a check landing just after a period boundary must not make it flap) and
+treats missing data (no check, or too few rows to publish) as not breaching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.config import DriftThresholds, Schedules
+from infra.constructs.functions import DriftlineFunction
+from infra.constructs.registry_tables import RegistryTableSet
+from infra.nag import acknowledge
+from pipelines.model_config import ModelConfigError, load_model_config
+from pipelines.monitoring import (
+    CAPTURE_PREFIX,
+    FEEDBACK_PREFIX,
+    NAMESPACE,
+    LiveMetricAlarm,
+    live_metric_alarm,
+)
+
+DRIFT_WINDOW_MINUTES = 60
+CAPTURE_CHECK_INTERVAL_SECONDS = 60
+FEEDBACK_MIN_SAMPLES = 30
+FEEDBACK_LOOKBACK_DAYS = 7
+LIVE_METRIC_PERIOD = Duration.hours(1)
+MAX_EVALUATION_SECONDS = 24 * 60 * 60
+ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+
+
+@dataclass(frozen=True)
+class MonitoredModel:
+    """A model the loop watches; `live_alarm` is None when its config gates on nothing."""
+
+    name: str
+    live_alarm: LiveMetricAlarm | None
+
+
+def monitored_models(names: Sequence[str], models_dir: Path) -> tuple[MonitoredModel, ...]:
+    """The shipped model configs of `names` (read at synth, like the endpoint list).
+
+    A name without a config still gets drift alarms (they need no config); the concept-drift
+    alarm needs the gate threshold of the config's primary metric.
+    """
+    found = []
+    for name in sorted(set(names)):
+        path = models_dir / f"{name}.yaml"
+        alarm = None
+        if path.is_file():
+            try:
+                alarm = live_metric_alarm(load_model_config(path))
+            except ModelConfigError as error:
+                raise ValueError(f"cannot monitor model {name}: {error}") from None
+        found.append(MonitoredModel(name=name, live_alarm=alarm))
+    return tuple(found)
+
+
+def construct_name(model: str) -> str:
+    """`breast_cancer` → `BreastCancer`: construct ids per model."""
+    parts = "".join(ch if ch.isalnum() else " " for ch in model).split()
+    return "".join(part[:1].upper() + part[1:] for part in parts)
+
+
+@dataclass(frozen=True)
+class MonitoringResources:
+    """What monitoring needs from the Data and Pipeline stacks."""
+
+    datasets_bucket: s3.IBucket
+    artifacts_bucket: s3.IBucket
+    tables: RegistryTableSet
+    alerts_topic: sns.ITopic
+    key: kms.IKey
+    state_machine: sfn.IStateMachine
+
+
+@dataclass(frozen=True)
+class ModelAlarms:
+    feature_psi: cloudwatch.Alarm
+    drifted_share: cloudwatch.Alarm
+    prediction_psi: cloudwatch.Alarm
+    drift: cloudwatch.CompositeAlarm
+    concept: cloudwatch.Alarm | None
+
+    def all(self) -> list[cloudwatch.IAlarm]:
+        alarms: list[cloudwatch.IAlarm] = [
+            self.drift,
+            self.feature_psi,
+            self.drifted_share,
+            self.prediction_psi,
+        ]
+        return alarms + ([self.concept] if self.concept is not None else [])
+
+
+class DriftMonitoring(Construct):
+    """The monitoring functions, the rules that invoke them and the alarms per model."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        resources: MonitoringResources,
+        models: Sequence[MonitoredModel],
+        thresholds: DriftThresholds,
+        schedules: Schedules,
+        env_name: str,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.thresholds = thresholds
+        self.schedules = schedules
+        self.check_period = Duration.minutes(schedules.drift_check_minutes)
+        topic = resources.alerts_topic
+        self.functions = self._functions(
+            resources, thresholds, schedules, env_name, log_retention, removal_policy
+        )
+        monitor, notifier, feedback, retrain = (
+            self.functions["drift_monitor"],
+            self.functions["drift_notifier"],
+            self.functions["feedback"],
+            self.functions["retrain"],
+        )
+
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=resources.key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions-SQS3",
+            "This queue is the dead-letter queue of the monitoring rules' Lambda targets",
+        )
+
+        def target(
+            function: lambda_.IFunction, payload: events.RuleTargetInput | None = None
+        ) -> targets.LambdaFunction:
+            return targets.LambdaFunction(
+                function,
+                event=payload,
+                dead_letter_queue=self.dead_letters,
+                retry_attempts=2,
+                max_event_age=Duration.hours(1),
+            )
+
+        self.schedule_rule = events.Rule(
+            self,
+            "DriftSchedule",
+            description="Check every deployed model for drift",
+            schedule=events.Schedule.rate(self.check_period),
+            targets=[target(monitor, events.RuleTargetInput.from_object({"trigger": "schedule"}))],
+        )
+        self.capture_rule = events.Rule(
+            self,
+            "OnCapture",
+            description="Check a model for drift when a capture object lands",
+            event_pattern=_object_created(resources.artifacts_bucket, CAPTURE_PREFIX),
+            targets=[
+                target(
+                    monitor,
+                    events.RuleTargetInput.from_object(
+                        {
+                            "trigger": "capture",
+                            "key": events.EventField.from_path("$.detail.object.key"),
+                        }
+                    ),
+                )
+            ],
+        )
+        self.feedback_rule = events.Rule(
+            self,
+            "OnFeedback",
+            description="Grade captured predictions when ground-truth labels are uploaded",
+            event_pattern=_object_created(resources.datasets_bucket, FEEDBACK_PREFIX),
+            targets=[target(feedback)],
+        )
+
+        self.model_alarms: dict[str, ModelAlarms] = {}
+        self.notify_rules: dict[str, events.Rule] = {}
+        self.retrain_rules: dict[str, events.Rule] = {}
+        self.scheduled_retrain_rules: dict[str, events.Rule] = {}
+        for model in models:
+            scope_ = Construct(self, construct_name(model.name))
+            alarms = self._alarms(scope_, model, topic)
+            self.model_alarms[model.name] = alarms
+            self.notify_rules[model.name] = events.Rule(
+                scope_,
+                "NotifyDrift",
+                description=f"Name the drifted features of {model.name} when it drifts",
+                event_pattern=_alarm_went_to_alarm([alarms.drift]),
+                targets=[
+                    target(
+                        notifier,
+                        events.RuleTargetInput.from_object(
+                            {
+                                "model": model.name,
+                                "alarm": events.EventField.from_path("$.detail.alarmName"),
+                                "state": events.EventField.from_path("$.detail.state.value"),
+                                "previous_state": events.EventField.from_path(
+                                    "$.detail.previousState.value"
+                                ),
+                                "reason": events.EventField.from_path("$.detail.state.reason"),
+                                "time": events.EventField.time,
+                            }
+                        ),
+                    )
+                ],
+            )
+            watched: list[cloudwatch.IAlarm] = [alarms.drift]
+            if alarms.concept is not None:
+                watched.append(alarms.concept)
+            self.retrain_rules[model.name] = events.Rule(
+                scope_,
+                "RetrainOnAlarm",
+                description=f"Retrain {model.name} when it drifts or its live metric degrades",
+                event_pattern=_alarm_went_to_alarm(watched),
+                targets=[
+                    target(
+                        retrain,
+                        events.RuleTargetInput.from_object(
+                            {
+                                "model": model.name,
+                                "cause": "alarm",
+                                "alarm": events.EventField.from_path("$.detail.alarmName"),
+                                "reason": events.EventField.from_path("$.detail.state.reason"),
+                            }
+                        ),
+                    )
+                ],
+            )
+            if schedules.scheduled_retrain_days is not None:
+                self.scheduled_retrain_rules[model.name] = events.Rule(
+                    scope_,
+                    "ScheduledRetrain",
+                    description=f"Retrain {model.name} on its env's schedule",
+                    schedule=events.Schedule.rate(Duration.days(schedules.scheduled_retrain_days)),
+                    targets=[
+                        target(
+                            retrain,
+                            events.RuleTargetInput.from_object(
+                                {"model": model.name, "cause": "schedule"}
+                            ),
+                        )
+                    ],
+                )
+
+    # -- functions ----------------------------------------------------------------------------
+
+    def _functions(
+        self,
+        resources: MonitoringResources,
+        thresholds: DriftThresholds,
+        schedules: Schedules,
+        env_name: str,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> dict[str, lambda_.IFunction]:
+        tables, topic = resources.tables, resources.alerts_topic
+        artifacts, datasets = resources.artifacts_bucket, resources.datasets_bucket
+        common = {
+            "DRIFTLINE_ENV": env_name,
+            "DRIFTLINE_ARTIFACTS_BUCKET": artifacts.bucket_name,
+            "DRIFTLINE_ALERTS_TOPIC_ARN": topic.topic_arn,
+        }
+        functions_scope = Construct(self, "Functions")
+
+        def function(
+            name: str,
+            description: str,
+            environment: Mapping[str, str | int | float],
+            *,
+            memory_mb: int,
+            seconds: int,
+        ) -> lambda_.IFunction:
+            return DriftlineFunction(
+                functions_scope,
+                name,
+                handler_module="".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip(
+                    "_"
+                ),
+                description=description,
+                environment={**common, **environment_of(environment)},
+                log_retention=log_retention,
+                removal_policy=removal_policy,
+                memory_mb=memory_mb,
+                timeout_seconds=seconds,
+            ).function
+
+        monitor = function(
+            "DriftMonitor",
+            "Compare deployed models' captured traffic with their training baselines",
+            {
+                "DRIFTLINE_MODELS_TABLE": tables.models.table_name,
+                "DRIFTLINE_ENDPOINTS_TABLE": tables.endpoints.table_name,
+                "DRIFTLINE_RUNS_TABLE": tables.runs.table_name,
+                "DRIFTLINE_DRIFT_WINDOW_MINUTES": DRIFT_WINDOW_MINUTES,
+                "DRIFTLINE_CAPTURE_CHECK_INTERVAL_SECONDS": CAPTURE_CHECK_INTERVAL_SECONDS,
+                "DRIFTLINE_PSI": thresholds.psi,
+                "DRIFTLINE_KS_STATISTIC": thresholds.ks_statistic,
+                "DRIFTLINE_DRIFTED_SHARE": thresholds.drifted_share,
+                "DRIFTLINE_PREDICTION_PSI": thresholds.prediction_psi,
+                "DRIFTLINE_MIN_SAMPLES": thresholds.min_samples,
+            },
+            memory_mb=3008,
+            seconds=600,
+        )
+        notifier = function(
+            "DriftNotifier",
+            "Name the drifted features and the report when a model's drift alarm fires",
+            {},
+            memory_mb=256,
+            seconds=30,
+        )
+        feedback = function(
+            "Feedback",
+            "Join uploaded labels with captured predictions and publish live metrics",
+            {
+                "DRIFTLINE_DATASETS_BUCKET": datasets.bucket_name,
+                "DRIFTLINE_MODELS_TABLE": tables.models.table_name,
+                "DRIFTLINE_ENDPOINTS_TABLE": tables.endpoints.table_name,
+                "DRIFTLINE_FEEDBACK_MIN_SAMPLES": FEEDBACK_MIN_SAMPLES,
+                "DRIFTLINE_FEEDBACK_LOOKBACK_DAYS": FEEDBACK_LOOKBACK_DAYS,
+            },
+            memory_mb=2048,
+            seconds=300,
+        )
+        retrain = function(
+            "Retrain",
+            "Start the training pipeline on the newest accepted dataset, once per cooldown",
+            {
+                "DRIFTLINE_DATASETS_BUCKET": datasets.bucket_name,
+                "DRIFTLINE_DATASETS_TABLE": tables.datasets.table_name,
+                "DRIFTLINE_RUNS_TABLE": tables.runs.table_name,
+                "DRIFTLINE_STATE_MACHINE_ARN": resources.state_machine.state_machine_arn,
+                "DRIFTLINE_RETRAIN_COOLDOWN_HOURS": schedules.retrain_cooldown_hours,
+            },
+            memory_mb=256,
+            seconds=60,
+        )
+
+        # Captures and registered archives in, reports and cached baselines out.
+        artifacts.grant_read_write(monitor)
+        tables.models.grant_read_data(monitor)
+        tables.endpoints.grant_read_data(monitor)
+        tables.runs.grant_read_write_data(monitor)
+
+        artifacts.grant_read(notifier, "reports/*")
+        topic.grant_publish(notifier)
+
+        datasets.grant_read(feedback, f"{FEEDBACK_PREFIX}*")
+        datasets.grant_read(feedback, "models/*")  # model config overrides
+        artifacts.grant_read(feedback, f"{CAPTURE_PREFIX}*")
+        artifacts.grant_read(feedback, "models/*")
+        artifacts.grant_put(feedback, "reports/*")
+        tables.models.grant_read_data(feedback)
+        tables.endpoints.grant_read_data(feedback)
+        topic.grant_publish(feedback)
+
+        tables.datasets.grant_read_data(retrain)
+        tables.runs.grant_read_write_data(retrain)
+        resources.state_machine.grant_start_execution(retrain)
+        topic.grant_publish(retrain)
+
+        return {
+            "drift_monitor": monitor,
+            "drift_notifier": notifier,
+            "feedback": feedback,
+            "retrain": retrain,
+        }
+
+    # -- alarms -------------------------------------------------------------------------------
+
+    def drift_metric(self, model: str, metric_name: str, **dimensions: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=NAMESPACE,
+            metric_name=metric_name,
+            dimensions_map={"Model": model, **dimensions},
+            statistic="Maximum",
+            period=self.check_period,
+        )
+
+    def _alarms(self, scope: Construct, model: MonitoredModel, topic: sns.ITopic) -> ModelAlarms:
+        name = model.name
+        period_s = int(self.check_period.to_seconds())
+        evaluation = 2 if 2 * period_s <= MAX_EVALUATION_SECONDS else 1
+
+        def drift_alarm(
+            construct_id: str, metric_name: str, threshold: float, what: str
+        ) -> cloudwatch.Alarm:
+            return self.drift_metric(name, metric_name).create_alarm(
+                scope,
+                construct_id,
+                alarm_description=f"{name}: {what} above {threshold:g} (drift monitor)",
+                threshold=threshold,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=evaluation,
+                datapoints_to_alarm=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+
+        feature_psi = drift_alarm(
+            "FeaturePsiAlarm", "MaxFeaturePSI", self.thresholds.psi, "a feature's PSI"
+        )
+        drifted_share = drift_alarm(
+            "DriftedShareAlarm",
+            "DriftedShare",
+            self.thresholds.drifted_share,
+            "share of drifted features",
+        )
+        prediction_psi = drift_alarm(
+            "PredictionPsiAlarm",
+            "PredictionPSI",
+            self.thresholds.prediction_psi,
+            "the prediction's PSI",
+        )
+        drift = cloudwatch.CompositeAlarm(
+            scope,
+            "DriftAlarm",
+            alarm_description=(
+                f"{name} drifted: a feature's PSI, the drifted share or the prediction's PSI "
+                f"is over its threshold; see reports/drift/{name}/latest.json"
+            ),
+            alarm_rule=cloudwatch.AlarmRule.any_of(feature_psi, drifted_share, prediction_psi),
+        )
+        concept = None
+        if model.live_alarm is not None:
+            live = model.live_alarm
+            higher = live.higher_is_better
+            concept = cloudwatch.Metric(
+                namespace=NAMESPACE,
+                metric_name=live.metric_name,
+                dimensions_map={"Model": name},
+                statistic="Minimum" if higher else "Maximum",
+                period=LIVE_METRIC_PERIOD,
+            ).create_alarm(
+                scope,
+                "ConceptDriftAlarm",
+                alarm_description=(
+                    f"{name}: live {live.metric} on labelled traffic is "
+                    f"{'below' if higher else 'above'} the gate threshold {live.threshold:g}"
+                ),
+                threshold=live.threshold,
+                comparison_operator=(
+                    cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
+                    if higher
+                    else cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+                ),
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        for alarm in (drift, concept):
+            if alarm is not None:
+                alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+                alarm.add_ok_action(cloudwatch_actions.SnsAction(topic))
+        return ModelAlarms(feature_psi, drifted_share, prediction_psi, drift, concept)
+
+
+def _object_created(bucket: s3.IBucket, prefix: str) -> events.EventPattern:
+    return events.EventPattern(
+        source=["aws.s3"],
+        detail_type=["Object Created"],
+        detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [{"prefix": prefix}]}},
+    )
+
+
+def _alarm_went_to_alarm(alarms: Sequence[cloudwatch.IAlarm]) -> events.EventPattern:
+    return events.EventPattern(
+        source=["aws.cloudwatch"],
+        detail_type=[ALARM_STATE_CHANGE],
+        resources=[alarm.alarm_arn for alarm in alarms],
+        detail={"state": {"value": ["ALARM"]}},
+    )
+
+
+def environment_of(mapping: Mapping[str, str | int | float]) -> dict[str, str]:
+    """Values as text the functions parse back: ints exactly (never 1e+06), floats shortest."""
+    return {key: value if isinstance(value, str) else repr(value) for key, value in mapping.items()}

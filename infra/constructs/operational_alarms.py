@@ -1,0 +1,233 @@
+"""Alarms on the machinery itself, and the dashboard that shows the whole loop.
+
+Pipeline failures, messages stuck in dead-letter queues, endpoint throttles and failing
+monitoring functions each page the alerts topic. The endpoints' error and p99 latency alarms
+belong to the serving stack (CodeDeploy rolls back on them); they are shown here, not repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.constructs.drift_monitoring import DriftMonitoring, construct_name
+from pipelines.monitoring import NAMESPACE
+
+OPERATIONS_PERIOD = Duration.minutes(5)
+
+
+@dataclass(frozen=True)
+class MonitoredEndpoint:
+    """One model's serving function (its `live` alias) and the alarms the serving stack owns."""
+
+    model: str
+    function: lambda_.IFunction
+    alarms: Sequence[cloudwatch.IAlarm]
+
+
+def _at_least_one(
+    scope: Construct, construct_id: str, metric: cloudwatch.IMetric, description: str
+) -> cloudwatch.Alarm:
+    return cloudwatch.Alarm(
+        scope,
+        construct_id,
+        metric=metric,
+        alarm_description=description,
+        threshold=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+
+
+class OperationalAlarms(Construct):
+    """Failures of the pipeline, the queues, the endpoints and the monitoring functions."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        state_machine: sfn.IStateMachine,
+        dead_letter_queues: Mapping[str, sqs.IQueue],
+        endpoints: Sequence[MonitoredEndpoint],
+        functions: Mapping[str, lambda_.IFunction],
+        topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.pipeline_failures = _at_least_one(
+            self,
+            "PipelineFailures",
+            state_machine.metric_failed(period=OPERATIONS_PERIOD, statistic="Sum"),
+            "Training pipeline: at least one execution failed (5 minutes)",
+        )
+        self.dead_letters = {
+            name: _at_least_one(
+                self,
+                f"{name}DeadLetters",
+                queue.metric_approximate_number_of_messages_visible(
+                    period=OPERATIONS_PERIOD, statistic="Maximum"
+                ),
+                f"{name}: events the rule could not deliver wait in its dead-letter queue",
+            )
+            for name, queue in dead_letter_queues.items()
+        }
+        self.endpoint_throttles = {
+            endpoint.model: _at_least_one(
+                self,
+                f"{construct_name(endpoint.model)}Throttles",
+                endpoint.function.metric_throttles(period=OPERATIONS_PERIOD, statistic="Sum"),
+                f"{endpoint.model} endpoint: requests throttled (live alias, 5 minutes)",
+            )
+            for endpoint in endpoints
+        }
+        self.function_errors = {
+            name: _at_least_one(
+                self,
+                f"{construct_name(name)}Errors",
+                function.metric_errors(period=OPERATIONS_PERIOD, statistic="Sum"),
+                f"Monitoring function {name} failed (5 minutes)",
+            )
+            for name, function in functions.items()
+        }
+        for alarm in self.all():
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+
+    def all(self) -> list[cloudwatch.Alarm]:
+        return [
+            self.pipeline_failures,
+            *self.dead_letters.values(),
+            *self.endpoint_throttles.values(),
+            *self.function_errors.values(),
+        ]
+
+
+def dashboard_rows(
+    *,
+    state_machine: sfn.IStateMachine,
+    dead_letter_queues: Mapping[str, sqs.IQueue],
+    drift: DriftMonitoring,
+    endpoints: Sequence[MonitoredEndpoint],
+    alarms: Sequence[cloudwatch.IAlarm],
+) -> list[list[cloudwatch.IWidget]]:
+    """Pipeline runs, drift per model and feature, endpoint latency and errors, alarm states."""
+    period = OPERATIONS_PERIOD
+    rows: list[list[cloudwatch.IWidget]] = [
+        [
+            cloudwatch.GraphWidget(
+                title="Pipeline runs",
+                left=[
+                    state_machine.metric_started(period=period, statistic="Sum"),
+                    state_machine.metric_succeeded(period=period, statistic="Sum"),
+                    state_machine.metric_failed(period=period, statistic="Sum"),
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Dead-letter queues",
+                left=[
+                    queue.metric_approximate_number_of_messages_visible(
+                        period=period, statistic="Maximum", label=name
+                    )
+                    for name, queue in dead_letter_queues.items()
+                ],
+                width=12,
+            ),
+        ]
+    ]
+    thresholds = drift.thresholds
+    check = drift.check_period
+    for model, model_alarms in drift.model_alarms.items():
+        search = (
+            f'SEARCH(\'{{{NAMESPACE},Feature,Model}} MetricName="FeaturePSI" '
+            f"Model=\"{model}\"', 'Maximum', {int(check.to_seconds())})"
+        )
+        live_metrics: list[cloudwatch.IMetric] = []
+        if model_alarms.concept is not None:
+            live_metrics.append(model_alarms.concept.metric)
+        rows.append(
+            [
+                cloudwatch.GraphWidget(
+                    title=f"Drift: {model}",
+                    left=[
+                        drift.drift_metric(model, "MaxFeaturePSI"),
+                        drift.drift_metric(model, "PredictionPSI"),
+                        drift.drift_metric(model, "DriftedShare"),
+                    ],
+                    left_annotations=[
+                        cloudwatch.HorizontalAnnotation(value=thresholds.psi, label="PSI threshold")
+                    ],
+                    width=8,
+                ),
+                cloudwatch.GraphWidget(
+                    title=f"Feature PSI: {model}",
+                    left=[
+                        cloudwatch.MathExpression(
+                            expression=search, using_metrics={}, label="", period=check
+                        )
+                    ],
+                    left_annotations=[
+                        cloudwatch.HorizontalAnnotation(value=thresholds.psi, label="PSI threshold")
+                    ],
+                    width=8,
+                ),
+                cloudwatch.GraphWidget(
+                    title=f"Samples and live metrics: {model}",
+                    left=[
+                        drift.drift_metric(model, "DriftSamples"),
+                        cloudwatch.Metric(
+                            namespace=NAMESPACE,
+                            metric_name="FeedbackSamples",
+                            dimensions_map={"Model": model},
+                            statistic="Sum",
+                            period=check,
+                        ),
+                    ],
+                    right=live_metrics,
+                    width=8,
+                ),
+            ]
+        )
+    for endpoint in endpoints:
+        fn = endpoint.function
+        rows.append(
+            [
+                cloudwatch.GraphWidget(
+                    title=f"Endpoint latency: {endpoint.model}",
+                    left=[
+                        fn.metric_duration(period=Duration.minutes(1), statistic="p50"),
+                        fn.metric_duration(period=Duration.minutes(1), statistic="p99"),
+                    ],
+                    width=12,
+                ),
+                cloudwatch.GraphWidget(
+                    title=f"Endpoint invocations and errors: {endpoint.model}",
+                    left=[fn.metric_invocations(period=Duration.minutes(1), statistic="Sum")],
+                    right=[
+                        fn.metric_errors(period=Duration.minutes(1), statistic="Sum"),
+                        fn.metric_throttles(period=Duration.minutes(1), statistic="Sum"),
+                    ],
+                    width=12,
+                ),
+            ]
+        )
+    rows.append(
+        [
+            cloudwatch.AlarmStatusWidget(
+                title="Alarm states",
+                alarms=list(alarms),
+                width=24,
+                height=max(3, 2 + len(alarms) // 4),
+            )
+        ]
+    )
+    return rows

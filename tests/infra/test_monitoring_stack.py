@@ -1,0 +1,275 @@
+"""The Monitoring stack: drift alarms per model and env, the closed loop's rules, operations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra.config import EnvConfig, load_env_config
+from tests.infra.conftest import SynthesizedEnv, cdk_context
+
+pytestmark = pytest.mark.infra
+
+MODEL = "breast_cancer"
+
+
+def config_of(env: SynthesizedEnv) -> EnvConfig:
+    return load_env_config(cdk_context(), env.name)
+
+
+def resources(env: SynthesizedEnv, type_name: str) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = env.template_json("Monitoring")["Resources"]
+    return {key: value for key, value in found.items() if value["Type"] == type_name}
+
+
+def only(env: SynthesizedEnv, type_name: str, fragment: str) -> tuple[str, dict[str, Any]]:
+    matches = [(k, v) for k, v in resources(env, type_name).items() if fragment in k]
+    assert len(matches) == 1, (fragment, [k for k, _ in matches])
+    logical_id, resource = matches[0]
+    return logical_id, resource["Properties"]
+
+
+def topic_import(env: SynthesizedEnv) -> dict[str, str]:
+    (reference,) = next(
+        value
+        for value in env.template_json("Monitoring")["Resources"].values()
+        if value["Type"] == "AWS::CloudWatch::CompositeAlarm"
+    )["Properties"]["AlarmActions"]
+    assert "AlertsTopic" in reference["Fn::ImportValue"]
+    return {"Fn::ImportValue": str(reference["Fn::ImportValue"])}
+
+
+def function_environment(env: SynthesizedEnv, command: str) -> dict[str, Any]:
+    (function,) = [
+        value["Properties"]
+        for value in resources(env, "AWS::Lambda::Function").values()
+        if value["Properties"].get("ImageConfig", {}).get("Command")
+        == [f"functions.{command}.handler.handler"]
+    ]
+    variables: dict[str, Any] = function["Environment"]["Variables"]
+    return variables
+
+
+@pytest.fixture(scope="module")
+def local(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
+    return synth_env("local")
+
+
+def test_drift_alarms_use_the_envs_thresholds_and_check_period(each_env: SynthesizedEnv) -> None:
+    config = config_of(each_env)
+    expected = {
+        "MaxFeaturePSI": config.thresholds.psi,
+        "DriftedShare": config.thresholds.drifted_share,
+        "PredictionPSI": config.thresholds.prediction_psi,
+    }
+    alarms = {
+        props["MetricName"]: props
+        for props in (
+            r["Properties"] for r in resources(each_env, "AWS::CloudWatch::Alarm").values()
+        )
+        if props.get("Namespace") == "Driftline" and props["MetricName"] in expected
+    }
+
+    assert set(alarms) == set(expected)
+    for metric, threshold in expected.items():
+        props = alarms[metric]
+        assert props["Threshold"] == threshold, metric
+        assert props["ComparisonOperator"] == "GreaterThanThreshold"
+        assert props["TreatMissingData"] == "notBreaching"
+        assert props["Statistic"] == "Maximum"
+        assert props["Period"] == config.schedules.drift_check_minutes * 60
+        assert (props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (2, 1)
+        assert props["Dimensions"] == [{"Name": "Model", "Value": MODEL}]
+        assert "AlarmActions" not in props  # the composite notifies once for all three
+
+
+def test_composite_drift_alarm_fires_on_any_child_and_notifies_the_topic(
+    local: SynthesizedEnv,
+) -> None:
+    _, props = only(local, "AWS::CloudWatch::CompositeAlarm", "DriftAlarm")
+    parts = props["AlarmRule"]["Fn::Join"][1]
+    children = [part["Fn::GetAtt"][0] for part in parts if isinstance(part, dict)]
+    text = "".join(part if isinstance(part, str) else "<arn>" for part in parts)
+
+    assert text == '(ALARM("<arn>") OR ALARM("<arn>") OR ALARM("<arn>"))'
+    assert sorted(child.removeprefix("DriftBreastCancer")[:-8] for child in children) == [
+        "DriftedShareAlarm",
+        "FeaturePsiAlarm",
+        "PredictionPsiAlarm",
+    ]
+    assert props["AlarmActions"] == props["OKActions"] == [topic_import(local)]
+
+
+def test_concept_drift_alarm_watches_the_primary_metric_at_the_gate_threshold(
+    local: SynthesizedEnv,
+) -> None:
+    _, props = only(local, "AWS::CloudWatch::Alarm", "ConceptDriftAlarm")
+
+    # models/breast_cancer.yaml: primary metric roc_auc, gate threshold 0.95
+    assert (props["MetricName"], props["Threshold"]) == ("LiveRocAuc", 0.95)
+    assert (props["ComparisonOperator"], props["Statistic"]) == ("LessThanThreshold", "Minimum")
+    assert props["TreatMissingData"] == "notBreaching"
+    assert props["AlarmActions"] == [topic_import(local)]
+
+
+def test_drift_checks_run_on_the_envs_schedule_and_when_captures_land(
+    each_env: SynthesizedEnv,
+) -> None:
+    minutes = config_of(each_env).schedules.drift_check_minutes
+    _, schedule = only(each_env, "AWS::Events::Rule", "DriftSchedule")
+    _, capture = only(each_env, "AWS::Events::Rule", "OnCapture")
+    _, feedback = only(each_env, "AWS::Events::Rule", "OnFeedback")
+
+    assert schedule["ScheduleExpression"] == f"rate({minutes} minutes)"
+    assert json.loads(schedule["Targets"][0]["Input"]) == {"trigger": "schedule"}
+    pattern = capture["EventPattern"]
+    assert (pattern["source"], pattern["detail-type"]) == (["aws.s3"], ["Object Created"])
+    assert pattern["detail"]["object"] == {"key": [{"prefix": "captures/"}]}
+    assert "ArtifactsBucket" in pattern["detail"]["bucket"]["name"][0]["Fn::ImportValue"]
+    transformer = capture["Targets"][0]["InputTransformer"]
+    assert transformer["InputTemplate"] == '{"trigger":"capture","key":<detail-object-key>}'
+    assert feedback["EventPattern"]["detail"]["object"] == {"key": [{"prefix": "feedback/"}]}
+    assert (
+        "DatasetsBucket"
+        in (feedback["EventPattern"]["detail"]["bucket"]["name"][0]["Fn::ImportValue"])
+    )
+    for rule in (schedule, capture, feedback):
+        assert rule["Targets"][0]["RetryPolicy"]["MaximumRetryAttempts"] == 2
+        assert "DeadLetterConfig" in rule["Targets"][0]
+
+
+def test_drift_alarm_goes_to_the_notifier_and_drift_or_concept_drift_to_retrain(
+    local: SynthesizedEnv,
+) -> None:
+    composite, _ = only(local, "AWS::CloudWatch::CompositeAlarm", "DriftAlarm")
+    concept, _ = only(local, "AWS::CloudWatch::Alarm", "ConceptDriftAlarm")
+    _, notify = only(local, "AWS::Events::Rule", "NotifyDrift")
+    _, retrain = only(local, "AWS::Events::Rule", "RetrainOnAlarm")
+
+    for rule, alarms in ((notify, [composite]), (retrain, [composite, concept])):
+        pattern = rule["EventPattern"]
+        assert pattern["source"] == ["aws.cloudwatch"]
+        assert pattern["detail-type"] == ["CloudWatch Alarm State Change"]
+        assert pattern["detail"] == {"state": {"value": ["ALARM"]}}
+        assert pattern["resources"] == [{"Fn::GetAtt": [alarm, "Arn"]} for alarm in alarms]
+    notify_input = notify["Targets"][0]["InputTransformer"]["InputTemplate"]
+    retrain_input = retrain["Targets"][0]["InputTransformer"]["InputTemplate"]
+    assert notify_input.startswith('{"model":"breast_cancer","alarm":<detail-alarmName>')
+    assert retrain_input == (
+        '{"model":"breast_cancer","cause":"alarm","alarm":<detail-alarmName>,'
+        '"reason":<detail-state-reason>}'
+    )
+    assert "Notifier" in notify["Targets"][0]["Arn"]["Fn::GetAtt"][0]
+    assert "Retrain" in retrain["Targets"][0]["Arn"]["Fn::GetAtt"][0]
+
+
+def test_cooldown_and_scheduled_retraining_follow_the_env(each_env: SynthesizedEnv) -> None:
+    schedules = config_of(each_env).schedules
+    variables = function_environment(each_env, "retrain")
+    scheduled = [k for k in resources(each_env, "AWS::Events::Rule") if "ScheduledRetrain" in k]
+
+    assert float(variables["DRIFTLINE_RETRAIN_COOLDOWN_HOURS"]) == schedules.retrain_cooldown_hours
+    assert "StateMachine" in json.dumps(variables["DRIFTLINE_STATE_MACHINE_ARN"])
+    if schedules.scheduled_retrain_days is None:
+        assert scheduled == []
+    else:
+        _, rule = only(each_env, "AWS::Events::Rule", "ScheduledRetrain")
+        assert rule["ScheduleExpression"] == f"rate({schedules.scheduled_retrain_days} days)"
+        assert json.loads(rule["Targets"][0]["Input"]) == {"model": MODEL, "cause": "schedule"}
+
+
+def test_drift_monitor_gets_the_envs_thresholds_and_window(each_env: SynthesizedEnv) -> None:
+    thresholds = config_of(each_env).thresholds
+    variables = function_environment(each_env, "drift_monitor")
+
+    assert float(variables["DRIFTLINE_PSI"]) == thresholds.psi
+    assert float(variables["DRIFTLINE_KS_STATISTIC"]) == thresholds.ks_statistic
+    assert float(variables["DRIFTLINE_DRIFTED_SHARE"]) == thresholds.drifted_share
+    assert float(variables["DRIFTLINE_PREDICTION_PSI"]) == thresholds.prediction_psi
+    assert int(variables["DRIFTLINE_MIN_SAMPLES"]) == thresholds.min_samples
+    assert variables["DRIFTLINE_DRIFT_WINDOW_MINUTES"] == "60"
+
+
+def test_operational_alarms_cover_pipeline_queues_endpoints_and_functions(
+    local: SynthesizedEnv,
+) -> None:
+    topic = topic_import(local)
+    alarms = [r["Properties"] for r in resources(local, "AWS::CloudWatch::Alarm").values()]
+    by_metric: dict[str, list[dict[str, Any]]] = {}
+    for props in alarms:
+        by_metric.setdefault(props["MetricName"], []).append(props)
+
+    (failed,) = by_metric["ExecutionsFailed"]
+    assert failed["Namespace"] == "AWS/States" and failed["Statistic"] == "Sum"
+    assert "TrainingStateMachine" in failed["Dimensions"][0]["Value"]["Fn::ImportValue"]
+    queues = by_metric["ApproximateNumberOfMessagesVisible"]
+    assert len(queues) == 2  # the upload rule's and the monitoring rules' dead letters
+    (throttles,) = by_metric["Throttles"]
+    assert {d["Name"] for d in throttles["Dimensions"]} == {"FunctionName", "Resource"}
+    assert len(by_metric["Errors"]) == 4  # each monitoring function
+    for props in [failed, *queues, throttles, *by_metric["Errors"]]:
+        assert props["Threshold"] == 1
+        assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert props["TreatMissingData"] == "notBreaching"
+        assert props["AlarmActions"] == [topic]
+
+
+def test_dashboard_shows_runs_drift_per_feature_endpoints_and_alarm_states(
+    local: SynthesizedEnv,
+) -> None:
+    _, props = only(local, "AWS::CloudWatch::Dashboard", "Dashboard")
+    body = "".join(
+        part if isinstance(part, str) else "<ref>" for part in props["DashboardBody"]["Fn::Join"][1]
+    )
+    widgets = json.loads(body)["widgets"]
+    titles = {w["properties"].get("title") for w in widgets}
+
+    assert {
+        "Pipeline runs",
+        "Dead-letter queues",
+        f"Drift: {MODEL}",
+        f"Feature PSI: {MODEL}",
+        f"Endpoint latency: {MODEL}",
+        f"Endpoint invocations and errors: {MODEL}",
+        "Alarm states",
+    } <= titles
+    (feature_psi,) = [w for w in widgets if w["properties"].get("title") == f"Feature PSI: {MODEL}"]
+    (search,) = feature_psi["properties"]["metrics"]
+    assert search[0]["expression"].startswith(
+        'SEARCH(\'{Driftline,Feature,Model} MetricName="FeaturePSI" Model="breast_cancer"\''
+    )
+    (states,) = [w for w in widgets if w["properties"].get("title") == "Alarm states"]
+    assert (
+        len(states["properties"]["alarms"])
+        == len(resources(local, "AWS::CloudWatch::Alarm")) + 1 + 2
+    )
+    outputs = local.template_json("Monitoring")["Outputs"]
+    assert "DashboardName" in outputs and "DriftMonitorFunctionName" in outputs
+
+
+def test_monitoring_functions_get_only_the_access_they_use(local: SynthesizedEnv) -> None:
+    template = local.template("Monitoring")
+    policies = {
+        key: json.dumps(value["Properties"]["PolicyDocument"])
+        for key, value in resources(local, "AWS::IAM::Policy").items()
+    }
+    notifier = next(text for key, text in policies.items() if "Notifier" in key)
+    retrain = next(text for key, text in policies.items() if "Retrain" in key)
+
+    assert '"/reports/*"' in notifier and "s3:PutObject" not in notifier
+    assert '"sns:Publish"' in notifier and "dynamodb:" not in notifier
+    assert '"states:StartExecution"' in retrain and "s3:" not in retrain
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Action": "states:StartExecution"})]
+                )
+            }
+        },
+    )

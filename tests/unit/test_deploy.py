@@ -1,0 +1,660 @@
+"""The deploy step and the endpoint registry, against moto's Lambda, S3 and DynamoDB.
+
+The inference function is a real moto function with a bootstrap version behind `live`, as the
+Serving stack creates it; deployments publish real versions and move the real alias. CodeDeploy
+runs canaries on AWS only, so its path is driven by a scripted client that answers the way
+CodeDeploy does (and by moto's CodeDeploy, which has no deployment group: "unavailable").
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import pandas as pd
+import pytest
+import sklearn.ensemble  # noqa: F401  (loads OpenMP now, so threadpool_limits can cap it)
+from moto import mock_aws
+from threadpoolctl import threadpool_limits
+
+from functions.deploy import handler as deploy_step
+from functions.deploy.handler import (
+    Clients,
+    DeployInputError,
+    DeploymentFailed,
+    DeploymentRefused,
+    DeployRequest,
+    DeploySettings,
+)
+from functions.inference import bundle as bundle_module
+from functions.inference.bundle import build_bundle, load_bundle
+from functions.shared import clients, storage
+from functions.shared.endpoints import (
+    EndpointRegistry,
+    EndpointTarget,
+    alias_version,
+    parse_endpoint_targets,
+    rollback,
+)
+from functions.shared.registry import ModelRegistry, RegistryError
+from pipelines.model_config import parse_model_config
+from pipelines.model_io import dump_model, metadata_for_run
+from pipelines.training import run_training
+
+pytestmark = pytest.mark.unit
+
+ARTIFACTS, MODELS, ENDPOINTS = "driftline-artifacts", "driftline-models", "driftline-endpoints"
+MODEL = "breast_cancer"
+FUNCTION = "driftline-local-inference-breast-cancer"
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:Training:breast_cancer-v1"
+
+
+@pytest.fixture(scope="module")
+def archive() -> bytes:
+    from sklearn.datasets import load_breast_cancer
+
+    frame: pd.DataFrame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [name.lower().replace(" ", "_") for name in frame.columns]
+    contract = {name: ("int" if name == "target" else "float") for name in frame.columns}
+    config = parse_model_config(
+        "task: classification\ntarget: target\nestimator: {params: {max_iter: 20}}\n",
+        source="models/breast_cancer.yaml",
+    )
+    with threadpool_limits(limits=1):
+        run = run_training(frame, config, contract)
+    return dump_model(run.model, metadata_for_run(run, created_at="2026-11-29T21:00:00.000Z"))
+
+
+def _code_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as code:
+        code.writestr("handler.py", "def handler(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+def _table(dynamodb: Any, name: str) -> None:
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@dataclass
+class World:
+    settings: DeploySettings
+    clients: Clients
+    lambda_: Any
+    target: EndpointTarget
+
+    def registry(self) -> EndpointRegistry:
+        return EndpointRegistry(self.clients.dynamodb, ENDPOINTS)
+
+    def live(self) -> str:
+        return alias_version(self.lambda_, self.target)
+
+    def version_env(self, version: str) -> dict[str, str]:
+        config = self.lambda_.get_function_configuration(FunctionName=FUNCTION, Qualifier=version)
+        variables: dict[str, str] = config["Environment"]["Variables"]
+        return variables
+
+    def deploy(self, version: int, **options: Any) -> dict[str, Any]:
+        settings = options.pop("settings", self.settings)
+        request = DeployRequest(model=options.pop("model", MODEL), version=version, by=EXECUTION)
+        return deploy_step.deploy(
+            request,
+            settings,
+            options.pop("clients", self.clients),
+            deadline=options.pop("deadline", 1e12),
+            sleep=lambda _: None,
+        )
+
+
+def endpoints_json(**extra: str) -> str:
+    return json.dumps({MODEL: {"function_name": FUNCTION, "alias": "live", **extra}})
+
+
+@dataclass(frozen=True)
+class Account:
+    role: str
+
+
+@pytest.fixture(scope="module")
+def account(archive: bytes) -> Iterator[Account]:
+    """One emulated account per module (its clients are the slow part): the artifacts bucket,
+    the Models table with versions 1-4, and a role for functions. Each test then gets its own
+    inference function and Endpoints table."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_SERVICE_NAME": "driftline",
+        }.items():
+            patch.setenv(name, value)
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        patch.delenv("AWS_PROFILE", raising=False)
+        clients.reset()
+        with mock_aws(), threadpool_limits(limits=1):
+            clients.client("s3").create_bucket(Bucket=ARTIFACTS)
+            dynamodb = clients.client("dynamodb")
+            _table(dynamodb, MODELS)
+            models = ModelRegistry(dynamodb, MODELS)
+            for version, status in enumerate(
+                ("Approved", "Approved", "PendingApproval", "Rejected"), start=1
+            ):
+                key = f"models/{MODEL}/v{version}/model.zip"
+                storage.put_bytes(ARTIFACTS, key, archive, "application/zip")
+                models.put_version(
+                    {"model": MODEL, "version": version, "status": status, "model_key": key}
+                )
+            role = clients.client("iam").create_role(
+                RoleName="inference",
+                AssumeRolePolicyDocument=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "lambda.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    }
+                ),
+            )["Role"]["Arn"]
+            yield Account(role=role)
+        clients.reset()
+
+
+@pytest.fixture
+def world(account: Account, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    # The bundle of one archive is the same every time: build it once per module, not per deploy.
+    monkeypatch.setattr(bundle_module, "build_bundle", _cached_bundle)
+    lambda_ = clients.client("lambda")
+    lambda_.create_function(
+        FunctionName=FUNCTION,
+        Runtime="python3.11",
+        Role=account.role,
+        Handler="handler.handler",
+        Code={"ZipFile": _code_zip()},
+        Environment={"Variables": {"DRIFTLINE_MODEL_NAME": MODEL, "DRIFTLINE_ENV": "local"}},
+    )
+    bootstrap = lambda_.publish_version(FunctionName=FUNCTION)["Version"]
+    lambda_.create_alias(FunctionName=FUNCTION, Name="live", FunctionVersion=bootstrap)
+    dynamodb = clients.client("dynamodb")
+    _table(dynamodb, ENDPOINTS)
+    settings = DeploySettings.from_environ(
+        {
+            "DRIFTLINE_ENV": "local",
+            "DRIFTLINE_ARTIFACTS_BUCKET": ARTIFACTS,
+            "DRIFTLINE_MODELS_TABLE": MODELS,
+            "DRIFTLINE_ENDPOINTS_TABLE": ENDPOINTS,
+            "DRIFTLINE_ENDPOINTS": endpoints_json(),
+            "DRIFTLINE_DEPLOYMENT_STRATEGY": "AllAtOnce",
+            "DRIFTLINE_ALIAS_SHIFT": "direct",
+        }
+    )
+    yield World(settings, Clients.default(), lambda_, settings.endpoints[MODEL])
+    lambda_.delete_function(FunctionName=FUNCTION)
+    dynamodb.delete_table(TableName=ENDPOINTS)
+
+
+@cache
+def _cached_bundle(archive: bytes) -> tuple[bytes, str]:
+    return build_bundle(archive)
+
+
+def codedeploy_settings(world: World, strategy: str = "Canary10Percent5Minutes") -> DeploySettings:
+    return world.settings.model_copy(
+        update={
+            "deployment_strategy": strategy,
+            "alias_shift": "codedeploy",
+            "endpoints": parse_endpoint_targets(
+                endpoints_json(deployment_application="Serving", deployment_group="BreastCancer"),
+                source="test",
+            ),
+        }
+    )
+
+
+class ScriptedCodeDeploy:
+    """Answers create/get like CodeDeploy, walking through the given statuses."""
+
+    def __init__(self, statuses: list[str]) -> None:
+        self.statuses = statuses
+        self.created: list[dict[str, Any]] = []
+
+    def create_deployment(self, **arguments: Any) -> dict[str, str]:
+        self.created.append(arguments)
+        return {"deploymentId": "d-ABCDEF123"}
+
+    def get_deployment(self, deploymentId: str) -> dict[str, Any]:
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return {"deploymentInfo": {"deploymentId": deploymentId, "status": status}}
+
+
+# --- deploying ----------------------------------------------------------------------------
+
+
+def test_an_approved_version_is_published_with_its_model_and_live_moves_to_it(
+    world: World,
+) -> None:
+    result = world.deploy(1)
+
+    assert result["status"] == "Succeeded"
+    assert (result["previous_version"], result["lambda_version"]) == ("1", "2")
+    assert world.live() == "2"
+    baked = world.version_env("2")
+    assert baked["DRIFTLINE_MODEL_VERSION"] == "1"
+    assert baked["DRIFTLINE_MODEL_KEY"] == f"models/{MODEL}/v1/model.zip"
+    assert baked["DRIFTLINE_MODEL_NAME"] == MODEL  # the stack's settings are kept
+    bundle = storage.get_bytes(ARTIFACTS, baked["DRIFTLINE_SERVING_KEY"])
+    loaded = load_bundle(bundle, baked["DRIFTLINE_SERVING_SHA256"])
+    assert loaded.metadata["task"] == "classification"
+    assert "DRIFTLINE_MODEL_VERSION" not in world.version_env("1")
+
+    current = world.registry().current(MODEL)
+    assert current is not None
+    assert current | {"deployed_at": "", "recorded_at": "", "serving_key": ""} == {
+        "env": "local",
+        "model": MODEL,
+        "action": "deploy",
+        "status": "Succeeded",
+        "shift": "direct",
+        "strategy": "AllAtOnce",
+        "deployment_id": None,
+        "model_version": 1,
+        "model_key": f"models/{MODEL}/v1/model.zip",
+        "serving_key": "",
+        "lambda_version": "2",
+        "previous_version": "1",
+        "previous_model_version": None,
+        "function_name": FUNCTION,
+        "alias": "live",
+        "deployed_at": "",
+        "deployed_by": EXECUTION,
+        "recorded_at": "",
+    }
+
+
+def test_each_deployment_is_kept_in_the_history_newest_first(world: World) -> None:
+    world.deploy(1)
+    world.deploy(2)
+
+    history = world.registry().history(MODEL)
+    assert [(h["model_version"], h["lambda_version"]) for h in history] == [(2, "3"), (1, "2")]
+    assert history[0]["previous_version"] == "2"
+    assert history[0]["previous_model_version"] == 1
+    current = world.registry().current(MODEL)
+    assert current is not None and current["lambda_version"] == "3"
+    assert world.live() == "3"
+
+
+def test_deploying_the_live_version_again_changes_nothing(world: World) -> None:
+    world.deploy(1)
+    again = world.deploy(1)
+    assert again["status"] == "AlreadyLive"
+    assert world.live() == "2"
+    assert len(world.registry().history(MODEL)) == 1
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (3, r"version 3 is PendingApproval, not Approved; approve it with `driftline models"),
+        (4, r"version 4 is Rejected, not Approved$"),
+        (9, r"model breast_cancer has no version 9"),
+    ],
+)
+def test_anything_but_an_approved_version_is_refused_and_nothing_moves(
+    world: World, version: int, message: str
+) -> None:
+    with pytest.raises(DeploymentRefused, match=message):
+        world.deploy(version)
+    assert world.live() == "1"
+    assert world.registry().history(MODEL) == []
+    versions = world.lambda_.list_versions_by_function(FunctionName=FUNCTION)["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1"]
+
+
+def test_a_model_without_an_endpoint_is_refused_naming_the_known_ones(world: World) -> None:
+    with pytest.raises(DeploymentRefused, match=r"model iris has no endpoint in env local"):
+        world.deploy(1, model="iris")
+
+
+def test_codedeploy_moves_live_with_the_envs_strategy_and_the_outcome_is_recorded(
+    world: World,
+) -> None:
+    codedeploy = ScriptedCodeDeploy(["Created", "InProgress", "Succeeded"])
+    result = world.deploy(
+        1,
+        settings=codedeploy_settings(world),
+        clients=Clients(world.lambda_, codedeploy, world.clients.dynamodb),
+    )
+
+    assert (result["shift"], result["deployment_id"]) == ("codedeploy", "d-ABCDEF123")
+    (created,) = codedeploy.created
+    assert (created["applicationName"], created["deploymentGroupName"]) == (
+        "Serving",
+        "BreastCancer",
+    )
+    appspec = json.loads(created["revision"]["appSpecContent"]["content"])
+    (resource,) = appspec["Resources"][0].values()
+    assert resource["Properties"] == {
+        "Name": FUNCTION,
+        "Alias": "live",
+        "CurrentVersion": "1",
+        "TargetVersion": "2",
+    }
+    current = world.registry().current(MODEL)
+    assert current is not None
+    assert (current["status"], current["strategy"]) == ("Succeeded", "Canary10Percent5Minutes")
+
+
+def test_a_rolled_back_canary_fails_the_step_and_live_stays_recorded_as_before(
+    world: World,
+) -> None:
+    world.deploy(1)
+    codedeploy = ScriptedCodeDeploy(["InProgress", "Failed"])
+    with pytest.raises(DeploymentFailed, match=r"ended Failed; live stays on version 2"):
+        world.deploy(
+            2,
+            settings=codedeploy_settings(world),
+            clients=Clients(world.lambda_, codedeploy, world.clients.dynamodb),
+        )
+    current = world.registry().current(MODEL)
+    assert current is not None and current["lambda_version"] == "2"
+    latest = world.registry().history(MODEL)[0]
+    assert (latest["status"], latest["lambda_version"]) == ("RolledBack", "3")
+
+
+def test_a_canary_outliving_the_step_is_recorded_unconfirmed(world: World) -> None:
+    codedeploy = ScriptedCodeDeploy(["InProgress"])
+    with pytest.raises(DeploymentFailed, match="still running"):
+        world.deploy(
+            1,
+            settings=codedeploy_settings(world),
+            clients=Clients(world.lambda_, codedeploy, world.clients.dynamodb),
+            deadline=0.0,
+        )
+    assert world.registry().history(MODEL)[0]["status"] == "Unconfirmed"
+    assert world.registry().current(MODEL) is None
+
+
+def test_all_at_once_falls_back_to_a_direct_shift_when_codedeploy_is_unavailable(
+    world: World,
+) -> None:
+    # moto's CodeDeploy API answers, but no application exists (as on the twin).
+    result = world.deploy(1, settings=codedeploy_settings(world, strategy="AllAtOnce"))
+    assert (result["status"], result["shift"]) == ("Succeeded", "direct")
+    assert world.live() == "2"
+
+
+def test_a_canary_is_never_skipped_when_codedeploy_is_unavailable(world: World) -> None:
+    with pytest.raises(DeploymentFailed, match="Canary10Percent5Minutes needs CodeDeploy"):
+        world.deploy(1, settings=codedeploy_settings(world))
+    assert world.live() == "1"
+
+
+def test_direct_shifts_with_a_canary_strategy_are_a_settings_error() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"DRIFTLINE_ALIAS_SHIFT: direct alias shifts skip the Canary10Percent5Minutes",
+    ):
+        DeploySettings.from_environ(
+            {
+                "DRIFTLINE_ENV": "prod",
+                "DRIFTLINE_ARTIFACTS_BUCKET": ARTIFACTS,
+                "DRIFTLINE_MODELS_TABLE": MODELS,
+                "DRIFTLINE_ENDPOINTS_TABLE": ENDPOINTS,
+                "DRIFTLINE_ENDPOINTS": endpoints_json(),
+                "DRIFTLINE_DEPLOYMENT_STRATEGY": "Canary10Percent5Minutes",
+                "DRIFTLINE_ALIAS_SHIFT": "direct",
+            }
+        )
+
+
+def test_the_handler_takes_the_execution_state_and_names_a_bad_one(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @dataclass
+    class Context:
+        aws_request_id: str = str(uuid.uuid4())
+        function_name: str = "deploy"
+        memory_limit_in_mb: int = 1024
+        invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:deploy"
+
+        def get_remaining_time_in_millis(self) -> int:
+            return 900_000
+
+    monkeypatch.setattr(deploy_step, "get_settings", lambda: world.settings)
+    state = {
+        "dataset": MODEL,
+        "run": {"id": "r1", "execution_arn": EXECUTION, "started_at": "2026-11-29T21:00:00Z"},
+        "registered": {
+            "model": MODEL,
+            "version": 1,
+            "status": "Approved",
+            "model_key": "models/breast_cancer/v1/model.zip",
+        },
+    }
+    result = deploy_step.handler(state, Context())  # type: ignore[arg-type]
+    assert (result["status"], result["lambda_version"]) == ("Succeeded", "2")
+    with pytest.raises(DeployInputError, match=r"\$.registered.version is not a version: '1'"):
+        deploy_step.handler({"registered": {"model": MODEL, "version": "1"}}, Context())  # type: ignore[arg-type]
+    with pytest.raises(DeployInputError, match=r"\$.registered is missing"):
+        deploy_step.handler({"run": {}}, Context())  # type: ignore[arg-type]
+
+
+# --- rollback -----------------------------------------------------------------------------
+
+
+def roll_back(world: World, to_version: str | None = None) -> dict[str, Any]:
+    return rollback(
+        world.lambda_,
+        world.registry(),
+        world.target,
+        env="local",
+        by="cli:tester",
+        to_version=to_version,
+    )
+
+
+def test_rollback_points_live_at_the_previous_version_and_records_it(world: World) -> None:
+    world.deploy(1)
+    world.deploy(2)
+    record = roll_back(world)
+
+    assert world.live() == "2"
+    assert (record["action"], record["lambda_version"], record["previous_version"]) == (
+        "rollback",
+        "2",
+        "3",
+    )
+    assert (record["model_version"], record["previous_model_version"]) == (1, 2)
+    assert record["deployed_by"] == "cli:tester"
+    history = world.registry().history(MODEL)
+    assert [h["action"] for h in history] == ["rollback", "deploy", "deploy"]
+    current = world.registry().current(MODEL)
+    assert current is not None and current["lambda_version"] == "2"
+
+
+def test_rollback_to_a_named_version(world: World) -> None:
+    world.deploy(1)
+    world.deploy(2)
+    roll_back(world, to_version="2")
+    assert world.live() == "2"
+
+
+@pytest.mark.parametrize(
+    ("to_version", "message"),
+    [
+        ("1", r"Lambda version 1 of endpoint breast_cancer serves no model"),
+        ("99", r"function .+ has no version '99'"),
+        ("3", r"endpoint breast_cancer already serves Lambda version 3"),
+        ("latest", r"'latest' is not a published Lambda version number"),
+    ],
+)
+def test_rollback_to_an_unusable_version_is_refused(
+    world: World, to_version: str, message: str
+) -> None:
+    world.deploy(1)
+    world.deploy(2)
+    with pytest.raises(RegistryError, match=message):
+        roll_back(world, to_version=to_version)
+    assert world.live() == "3"
+
+
+def test_rollback_without_a_previous_version_says_so(world: World) -> None:
+    with pytest.raises(RegistryError, match=r"no previous version to roll back to"):
+        roll_back(world)
+
+
+def test_endpoint_targets_are_parsed_with_one_line_errors() -> None:
+    targets = parse_endpoint_targets(endpoints_json(deployment_group="g"), source="X")
+    assert targets[MODEL].function_name == FUNCTION
+    assert not targets[MODEL].has_deployment_group
+    with pytest.raises(ValueError, match="X: endpoint 'm' has no function_name"):
+        parse_endpoint_targets('{"m": {}}', source="X")
+    with pytest.raises(ValueError, match="X is not valid JSON"):
+        parse_endpoint_targets("{", source="X")
+
+
+def test_listing_endpoints_returns_each_models_current_record(world: World) -> None:
+    world.deploy(1)
+    (only,) = world.registry().list_current()
+    assert (only["model"], only["lambda_version"]) == (MODEL, "2")
+
+
+# --- the CLI: driftline endpoints ... -------------------------------------------------------
+
+
+@dataclass
+class LambdaContext:
+    aws_request_id: str = "cli-test"
+    function_name: str = "deploy"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:deploy"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+class InProcessLambda:
+    """`invoke` runs the deploy handler here and answers like Lambda (FunctionError on raise)."""
+
+    def invoke(self, FunctionName: str, Payload: str) -> dict[str, Any]:
+        try:
+            result: Any = deploy_step.handler(json.loads(Payload), LambdaContext())  # type: ignore[arg-type]
+            return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(result).encode())}
+        except Exception as error:
+            body = {"errorType": type(error).__name__, "errorMessage": str(error)}
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "Payload": io.BytesIO(json.dumps(body).encode()),
+            }
+
+
+@pytest.fixture
+def cli(world: World, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    from driftline import cli as driftline_cli
+    from driftline.commands import endpoints as endpoints_command
+
+    outputs = {
+        "Endpoints": json.dumps({MODEL: {"function_name": FUNCTION, "alias": "live", "url": "u"}}),
+        "EndpointsTableName": ENDPOINTS,
+        "ModelsTableName": MODELS,
+        "DeployFunctionName": "driftline-local-deploy",
+    }
+    monkeypatch.setattr(endpoints_command, "stack_outputs", lambda env: outputs)
+    monkeypatch.setattr(endpoints_command, "who", lambda: "cli:tester")
+    monkeypatch.setattr(deploy_step, "get_settings", lambda: world.settings)
+    monkeypatch.setattr(endpoints_command, "deploy_client", InProcessLambda)
+
+    def run(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+        code = driftline_cli.main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def test_cli_lists_shows_and_rolls_back_an_endpoint(
+    world: World, cli: Callable[..., tuple[int, str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.deploy(1)
+    world.deploy(2)
+
+    code, out, _ = cli("endpoints", "list", "--json", capsys=capsys)
+    (listed,) = json.loads(out)
+    assert code == 0
+    assert (listed["model"], listed["live_version"], listed["model_version"]) == (MODEL, "3", 2)
+    assert listed["in_sync"] is True
+
+    code, out, _ = cli("endpoints", "rollback", "--model", MODEL, "--json", capsys=capsys)
+    assert code == 0
+    assert json.loads(out)["lambda_version"] == "2"
+    assert world.live() == "2"
+
+    code, out, _ = cli("endpoints", "show", "--model", MODEL, "--json", capsys=capsys)
+    shown = json.loads(out)
+    assert (shown["live_version"], shown["current"]["action"]) == ("2", "rollback")
+
+    code, out, _ = cli("endpoints", "history", "--model", MODEL, capsys=capsys)
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split()[:3] == ["AT", "ACTION", "STATUS"]
+    assert [row.split()[1] for row in rows] == ["rollback", "deploy", "deploy"]
+
+
+def test_cli_unknown_endpoint_is_one_line_and_exit_2(
+    world: World, cli: Callable[..., tuple[int, str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli("endpoints", "show", "--model", "iris", capsys=capsys)
+    assert (code, out) == (2, "")
+    assert err == "driftline: unknown endpoint 'iris' in env 'local' (endpoints: breast_cancer)\n"
+
+
+def test_cli_rollback_to_an_unknown_version_is_one_line_and_exit_2(
+    world: World, cli: Callable[..., tuple[int, str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.deploy(1)
+    code, _, err = cli(
+        "endpoints", "rollback", "--model", MODEL, "--to-version", "42", capsys=capsys
+    )
+    assert code == 2
+    assert err == f"driftline: function {FUNCTION} has no version '42'\n"
+    assert world.live() == "2"
+
+
+def test_cli_deploy_refuses_an_unapproved_version_in_one_line(
+    world: World, cli: Callable[..., tuple[int, str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli("endpoints", "deploy", "--model", MODEL, "--version", "3", capsys=capsys)
+    assert code == 2
+    assert err.startswith("driftline: deploy refused: model breast_cancer version 3 is ")
+    assert err.count("\n") == 1
+    assert world.live() == "1"
+
+    code, out, _ = cli(
+        "endpoints", "deploy", "--model", MODEL, "--version", "1", "--json", capsys=capsys
+    )
+    assert code == 0
+    assert json.loads(out)["lambda_version"] == "2"
+    current = world.registry().current(MODEL)
+    assert current is not None and current["deployed_by"] == "cli:tester"
