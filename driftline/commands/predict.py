@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from driftline.aws import client, stack_outputs
@@ -49,9 +50,9 @@ def read_request(text: str) -> Any:
     return document
 
 
-def run(args: argparse.Namespace) -> int:
-    request = read_request(sys.stdin.read())
-    target = endpoint_target(stack_outputs(args.env), args.env, args.model)
+def invoke_live(outputs: Mapping[str, str], env: str, model: str, request: Any) -> Any:
+    """Send one request to the model's `live` alias; Lambda-level failures raise."""
+    target = endpoint_target(outputs, env, model)
     lambda_client = client("lambda")
     # The alias ARN names the qualifier in the function name itself: the twin's emulator
     # ignores a separate Qualifier on invoke (it would run $LATEST), AWS accepts both.
@@ -65,9 +66,15 @@ def run(args: argparse.Namespace) -> int:
     if response.get("FunctionError"):
         detail = payload if isinstance(payload, dict) else {}
         raise DriftlineError(
-            f"endpoint {args.model} failed: {detail.get('errorType', 'Error')}: "
+            f"endpoint {model} failed: {detail.get('errorType', 'Error')}: "
             f"{str(detail.get('errorMessage', payload)).splitlines()[0]}"
         )
+    return payload
+
+
+def run(args: argparse.Namespace) -> int:
+    request = read_request(sys.stdin.read())
+    payload = invoke_live(stack_outputs(args.env), args.env, args.model, request)
     if not isinstance(payload, dict) or payload.get("status") != 200:
         error = payload.get("error", {}) if isinstance(payload, dict) else {}
         status = payload.get("status") if isinstance(payload, dict) else None

@@ -469,6 +469,9 @@ class _Worker:
         return self.process.returncode
 
 
+_HOST_BLAS_SETTINGS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
 def _worker_environment(image: _FunctionImage, log_stream: str, port: int) -> dict[str, str]:
     """Lambda's environment: the function's variables, then the reserved ones on top.
 
@@ -481,7 +484,12 @@ def _worker_environment(image: _FunctionImage, log_stream: str, port: int) -> di
         "TZ": "UTC",
         # The twin has no X-Ray daemon; a handler may still turn tracing on explicitly.
         "POWERTOOLS_TRACE_DISABLED": "true",
+        # Lambda gives a function dedicated vCPUs; twin workers share the host's cores, where
+        # OpenMP's default spin-waiting makes a scikit-learn fit 10-30x slower under load.
+        "OMP_WAIT_POLICY": "PASSIVE",
     }
+    # Host-specific BLAS settings that keep numpy correct on this processor, not user config.
+    env.update({name: os.environ[name] for name in _HOST_BLAS_SETTINGS if name in os.environ})
     env.update(dict(image.environment))
     env.update(
         {
