@@ -9,15 +9,20 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ProfileNotFound
 
 from driftline.errors import UsageError
 
 _RETRIES = Config(retries={"max_attempts": 5, "mode": "standard"})
 
 
-def client(service: str, region: str | None = None) -> Any:
-    return boto3.session.Session(region_name=region).client(service, config=_RETRIES)
+def client(service: str, region: str | None = None, *, profile: str | None = None) -> Any:
+    """A client from the standard chain, or from a named profile when one is given."""
+    try:
+        session = boto3.session.Session(region_name=region, profile_name=profile)
+    except ProfileNotFound:
+        raise UsageError(f"AWS profile {profile!r} not found in the AWS config files") from None
+    return session.client(service, config=_RETRIES)
 
 
 def stack_name(env: str, part: str) -> str:
@@ -27,12 +32,14 @@ def stack_name(env: str, part: str) -> str:
 STACK_PARTS: tuple[str, ...] = ("Data", "Pipeline", "Serving", "Monitoring")
 
 
-def stack_outputs(env: str, *, region: str | None = None) -> dict[str, str]:
+def stack_outputs(
+    env: str, *, region: str | None = None, profile: str | None = None
+) -> dict[str, str]:
     """Every output of every `Driftline-<env>-*` stack, as name → value.
 
     Raises UsageError naming the stack when none of the env's stacks exists.
     """
-    cloudformation = client("cloudformation", region)
+    cloudformation = client("cloudformation", region, profile=profile)
     outputs: dict[str, str] = {}
     found: list[str] = []
     for part in STACK_PARTS:

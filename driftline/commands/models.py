@@ -1,23 +1,34 @@
-"""`driftline models list|show|approve|reject`: the model registry and manual approval.
+"""`driftline models list|show|approve|reject|promote`: the model registry and approval.
 
 The champion (what serving and the gate compare against) is the newest Approved version, so
 approving a newer version promotes it and nothing needs archiving; rejecting takes a pending
 version out of the running with the reason on record.
+
+Promotion across environments is explicit: `promote` copies an Approved version's artifacts
+into the target env's bucket under the target registry's next version, and the target env's
+own approval policy (cdk.json) decides whether it arrives Approved or PendingApproval.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 from collections.abc import Mapping
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from driftline.aws import client, require_output, stack_outputs
 from driftline.commands.runs import detail_rows, registry_errors
 from driftline.errors import UsageError
 from driftline.output import emit
+from driftline.twin.synth import project_root
+from functions.shared.errors import error_code
+from functions.shared.keys import REGISTERED, model_artifact
 from functions.shared.registry import ModelRegistry, ModelStatus
 from functions.shared.state import utc_now
+from infra.config import ENV_NAMES, ApprovalPolicy, ConfigError, load_env_config
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,6 +56,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     reject.add_argument("model", metavar="MODEL")
     reject.add_argument("--version", type=_version, required=True)
     reject.add_argument("--reason", required=True, help="why, kept on the version")
+    promote = actions.add_parser(
+        "promote", help="copy an Approved version into another env's registry and bucket"
+    )
+    promote.add_argument("--model", required=True)
+    promote.add_argument("--version", type=_version, required=True)
+    promote.add_argument("--to", dest="to_env", required=True, choices=ENV_NAMES)
+    promote.add_argument("--from", dest="from_env", default="local", choices=ENV_NAMES)
+    promote.add_argument("--from-profile", help="AWS profile for the source env (default chain)")
+    promote.add_argument("--to-profile", help="AWS profile for the target env (default chain)")
+    promote.add_argument("--json", action="store_true", help="print one JSON document")
+    promote.set_defaults(handler=run)
 
 
 def _version(text: str) -> int:
@@ -67,6 +89,8 @@ def _who() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.models_command == "promote":
+        return promote(args)
     with registry_errors():
         registry = models_registry(args.env)
         command = args.models_command
@@ -140,3 +164,142 @@ def version_row(record: Mapping[str, Any], champion: int | None) -> dict[str, An
         "metric": f"{metric}={value:.4f}" if isinstance(value, (int, float)) else None,
         "champion": "yes" if record.get("version") == champion else "",
     }
+
+
+# Fields of the source version that describe the model itself and so travel with it.
+_PROMOTED_FIELDS = ("run_id", "metrics", "primary_metric", "estimator", "lineage")
+MAX_ALLOCATIONS = 5
+
+
+class _Env:
+    """One env's registry and artifacts bucket, reached through its own profile (or the chain)."""
+
+    def __init__(self, name: str, profile: str | None) -> None:
+        outputs = stack_outputs(name, profile=profile)
+        self.name = name
+        self.bucket = require_output(outputs, "ArtifactsBucketName", name)
+        table = require_output(outputs, "ModelsTableName", name)
+        self.registry = ModelRegistry(client("dynamodb", profile=profile), table)
+        self.s3 = client("s3", profile=profile)
+
+
+def approval_status(env: str) -> ModelStatus:
+    """The status a promoted version starts in: the target env's policy from cdk.json."""
+    cdk_json = project_root() / "cdk.json"
+    try:
+        document = json.loads(cdk_json.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise UsageError(f"cannot read {cdk_json}: {error}") from None
+    context = document.get("context") if isinstance(document, dict) else None
+    if not isinstance(context, dict):
+        raise UsageError(f"{cdk_json}: key 'context' is missing or not an object")
+    try:
+        policy = load_env_config(context, env).approval_policy
+    except ConfigError as error:
+        raise UsageError(f"{cdk_json}: {error}") from None
+    return "Approved" if policy is ApprovalPolicy.AUTOMATIC else "PendingApproval"
+
+
+def promoted_version(registry: ModelRegistry, model: str, env: str, version: int) -> int | None:
+    """The target version already promoted from (env, version), so a repeat can be refused."""
+    for record in registry.versions(model):
+        origin = record.get("promoted_from") or {}
+        if origin.get("env") == env and origin.get("version") == version:
+            return int(record["version"])
+    return None
+
+
+def _copy_artifacts(
+    source: _Env, source_keys: Mapping[str, str], target: _Env, model: str, version: int
+) -> dict[str, str]:
+    """Read from the source and write to the target, so the envs may be different accounts."""
+    copied: dict[str, str] = {}
+    for artifact, source_key in source_keys.items():
+        target_key = model_artifact(model, version, artifact)
+        try:
+            response = source.s3.get_object(Bucket=source.bucket, Key=source_key)
+        except ClientError as error:
+            raise UsageError(
+                f"cannot read s3://{source.bucket}/{source_key} in env {source.name!r}: "
+                f"{error_code(error)}"
+            ) from None
+        extra = {"ContentType": response["ContentType"]} if response.get("ContentType") else {}
+        try:
+            target.s3.upload_fileobj(
+                response["Body"], target.bucket, target_key, ExtraArgs=extra or None
+            )
+        except ClientError as error:
+            raise UsageError(
+                f"cannot write s3://{target.bucket}/{target_key} in env {target.name!r}: "
+                f"{error_code(error)}"
+            ) from None
+        copied[artifact.split(".")[0]] = target_key
+    return copied
+
+
+def _source_keys(record: Mapping[str, Any], model: str, version: int) -> dict[str, str]:
+    """Artifact file name → source key: the keys on the record, else the registry layout."""
+    recorded = record.get("artifacts") or {}
+    return {
+        artifact: str(
+            recorded.get(artifact.split(".")[0]) or model_artifact(model, version, artifact)
+        )
+        for artifact in REGISTERED
+    }
+
+
+def promote(args: argparse.Namespace) -> int:
+    model, version = args.model, args.version
+    if args.from_env == args.to_env:
+        raise UsageError(f"--from and --to are both {args.to_env!r}: promote to another env")
+    with registry_errors():
+        status = approval_status(args.to_env)
+        source = _Env(args.from_env, args.from_profile)
+        record = version_record(source.registry, model, version)
+        if record.get("status") != "Approved":
+            raise UsageError(
+                f"model '{model}' version {version} in env {args.from_env!r} is "
+                f"{record.get('status')}, not Approved: only Approved versions are promoted"
+            )
+        target = _Env(args.to_env, args.to_profile)
+        existing = promoted_version(target.registry, model, args.from_env, version)
+        if existing is not None:
+            raise UsageError(
+                f"model '{model}' version {version} from env {args.from_env!r} is already "
+                f"version {existing} in env {args.to_env!r}"
+            )
+        source_keys = _source_keys(record, model, version)
+        created_at = utc_now()
+        for _ in range(MAX_ALLOCATIONS):
+            new_version = target.registry.allocate_version(model)
+            # The counter may trail an existing item (restored table): never overwrite its files.
+            if target.registry.get_version(model, new_version) is not None:
+                continue
+            artifacts = _copy_artifacts(source, source_keys, target, model, new_version)
+            promoted: dict[str, Any] = {
+                "model": model,
+                "version": new_version,
+                "status": status,
+                "created_at": created_at,
+                "model_key": artifacts["model"],
+                "artifacts": artifacts,
+                **{name: record[name] for name in _PROMOTED_FIELDS if name in record},
+                "promoted_from": {
+                    "env": args.from_env,
+                    "version": version,
+                    "model_key": record.get("model_key", source_keys[REGISTERED[0]]),
+                },
+                "promoted_by": _who(),
+            }
+            if status == "Approved":
+                promoted |= {"decided_at": created_at, "decided_by": "policy:automatic"}
+            if target.registry.put_version(promoted):
+                break
+        else:
+            raise UsageError(
+                f"model '{model}' in env {args.to_env!r}: no free version after "
+                f"{MAX_ALLOCATIONS} attempts"
+            )
+        document = version_record(target.registry, model, new_version)
+    emit(document, as_json=args.json, rows=detail_rows(document))
+    return 0
