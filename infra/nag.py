@@ -84,6 +84,34 @@ PATTERN_ACKNOWLEDGEMENTS: tuple[PatternAcknowledgement, ...] = (
         reason="A Distributed Map runs and stops child executions of its own state machine only "
         "(CDK's DistributedMapPolicy, scoped to this state machine's execution ARNs)",
     ),
+    PatternAcknowledgement(
+        rule=r"AwsSolutions-IAM5\[Resource::arn:[\w-]+:sagemaker:[\w-]+:(\d{12}|<AWS::AccountId>):"
+        r"training-job/driftline-\*\]",
+        construct_path=r"Driftline-\w+-Pipeline/Training/StateMachine/Role/DefaultPolicy/Resource",
+        reason="Training job names are derived per run at execution time; the state machine may "
+        "create, describe and stop only jobs named with the driftline- prefix",
+    ),
+    PatternAcknowledgement(
+        rule=rf"AwsSolutions-IAM5\[Resource::{_BUCKET_ARN}/runs/\*/sagemaker/\*\]",
+        construct_path=r"Driftline-\w+-Pipeline/Training/TrainingJob/Role/DefaultPolicy/Resource",
+        reason="A SageMaker training job writes only under a run's sagemaker/ output prefix of "
+        "the artifacts bucket; the run id is known only at execution time",
+    ),
+    PatternAcknowledgement(
+        rule=r"AwsSolutions-IAM5\[Resource::arn:[\w-]+:logs:[\w-]+:(\d{12}|<AWS::AccountId>):log-group:"
+        r"/aws/sagemaker/TrainingJobs:\*\]",
+        construct_path=r"Driftline-\w+-Pipeline/Training/TrainingJob/Role/DefaultPolicy/Resource",
+        reason="SageMaker writes each training job's logs to its own stream in the fixed "
+        "/aws/sagemaker/TrainingJobs log group; streams are named per job at run time",
+    ),
+    PatternAcknowledgement(
+        rule=r"AwsSolutions-IAM5\[Resource::arn:[\w-]+:sagemaker:[\w-]+:(\d{12}|<AWS::AccountId>):"
+        r"model-package/driftline-[\w-]+/\*\]",
+        construct_path=r"Driftline-\w+-Pipeline/Training/Functions/Register/Role/DefaultPolicy/"
+        r"Resource",
+        reason="Register creates model packages inside the env's own Model Package Groups; a "
+        "package ARN ends in a version number SageMaker assigns",
+    ),
 )
 
 

@@ -5,10 +5,15 @@ does not exist yet, so concurrent registrations of one model get distinct, incre
 and never overwrite each other. Artifacts are copied under `models/<name>/v<version>/` before
 the version item is written, so a registered version never points at a missing file. A retried
 Register finds the version this run already registered and returns it instead of adding one.
+
+On AWS the version is also a SageMaker Model Package in the model's Model Package Group
+(`DRIFTLINE_MODEL_PACKAGE_GROUPS`), so SageMaker's registry and lineage tools see it; the twin
+sets no groups (moto cannot create them) and skips that call.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from itertools import islice
 from typing import Any
@@ -57,6 +62,53 @@ def _already_registered(models: ModelRegistry, state: GatedState) -> Registered 
                 model_key=str(record["model_key"]),
             )
     return None
+
+
+def model_package_group(settings: Settings, model: str) -> str | None:
+    """The Model Package Group configured for `model`, or None (the twin, unshipped models)."""
+    if not settings.model_package_groups:
+        return None
+    try:
+        groups = json.loads(settings.model_package_groups)
+    except json.JSONDecodeError as exc:
+        raise PipelineInputError(
+            f"environment variable DRIFTLINE_MODEL_PACKAGE_GROUPS is not JSON: {exc.msg}"
+        ) from None
+    if not isinstance(groups, dict):
+        raise PipelineInputError(
+            "environment variable DRIFTLINE_MODEL_PACKAGE_GROUPS must map model names to groups"
+        )
+    group = groups.get(model)
+    return str(group) if group else None
+
+
+def create_model_package(
+    sagemaker: Any, *, group: str, record: dict[str, Any], bucket: str, settings: Settings
+) -> str:
+    """Register the version in SageMaker; its status mirrors the Driftline registry's."""
+    lineage = record["lineage"]
+    response = sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelPackageDescription=f"{record['model']} v{record['version']} (run {record['run_id']})",
+        ModelApprovalStatus=record["status"],
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": settings.model_image_uri,
+                    "ModelDataUrl": f"s3://{bucket}/{record['model_key']}",
+                }
+            ],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        CustomerMetadataProperties={
+            "driftline_version": str(record["version"]),
+            "driftline_run_id": str(record["run_id"]),
+            "dataset_version_id": str(lineage["s3_version_id"]),
+            "code_version": str(lineage["code_version"]),
+        },
+    )
+    return str(response["ModelPackageArn"])
 
 
 def run(state: GatedState) -> Registered:
@@ -112,6 +164,14 @@ def run(state: GatedState) -> Registered:
         logger.warning("version already taken", extra={"version": version})
     else:
         raise RuntimeError(f"model {name}: no free version after {MAX_ALLOCATIONS} attempts")
+
+    group = model_package_group(settings, name)
+    if group is not None:
+        package_arn = create_model_package(
+            client("sagemaker"), group=group, record=record, bucket=bucket, settings=settings
+        )
+        models.set_version_fields(name, version, {"model_package_arn": package_arn})
+        logger.info("model package created", extra={"model_package_arn": package_arn})
 
     duration = round(time.perf_counter() - started, 3)
     runs.update_run(

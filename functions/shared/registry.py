@@ -288,6 +288,14 @@ class ModelRegistry(_Table):
             raise
         return True
 
+    def set_version_fields(self, model: str, version: int, fields: Mapping[str, Any]) -> None:
+        """Add fields to an existing version (e.g. its SageMaker model package ARN)."""
+        self._update(
+            {"pk": model_pk(model), "sk": version_sk(version)},
+            fields,
+            condition="attribute_exists(pk)",
+        )
+
     def get_version(self, model: str, version: int) -> dict[str, Any] | None:
         return self._get({"pk": model_pk(model), "sk": version_sk(version)})
 

@@ -32,6 +32,10 @@ class Settings(BaseModel):
     runs_table: str = Field(min_length=1)
     models_table: str = Field(min_length=1)
     alerts_topic_arn: str = Field(min_length=1)
+    # JSON model -> SageMaker Model Package Group; empty on the twin (moto has no such groups).
+    model_package_groups: str = ""
+    # The shared function image, named as a model package's inference container.
+    model_image_uri: str = ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:

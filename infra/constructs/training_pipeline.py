@@ -5,13 +5,20 @@ path (quarantine + SNS + Fail `DatasetRejected`), a gate-failure path (run Rejec
 Fail `GateRejected`) and a catch-all failure path (run Failed with its cause + SNS + Fail
 `PipelineFailed`). Uploads reach it through EventBridge and a small starter function that
 names the execution after dataset + VersionId, so a duplicate event cannot start a second run.
+
+Train runs in one of two backends (`EnvConfig.training_backend`): the Lambda, or a SageMaker
+training job running `pipelines.sagemaker_entry` in the same image, followed by a small step
+that unpacks its `model.tar.gz` into the run's `model.zip`, so Evaluate onward is the same.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Duration, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -19,13 +26,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.constructs.functions import DriftlineFunction
+from infra.constructs.functions import IMAGE_CONTEXT_EXCLUDES, REPO_ROOT, DriftlineFunction
 from infra.constructs.registry_tables import RegistryTableSet
 from infra.nag import WILDCARD_RESOURCE, acknowledge
 
@@ -41,6 +49,26 @@ PART_CONCURRENCY = 50
 # Where the Distributed Map writes its run results (artifacts bucket); the merge step reads
 # the part reports by key instead, so these are for inspecting a map run.
 PART_RESULTS_PREFIX = "part-results/"
+
+# States that take a catch-all to the failure path.
+_Catching = TypeVar("_Catching", tasks.LambdaInvoke, sfn.CustomState)
+
+TRAINING_INSTANCE_TYPE = "ml.m5.xlarge"
+TRAINING_MAX_SECONDS = 3600
+TRAINING_JOB_PREFIX = "driftline-"
+SAGEMAKER_ENTRYPOINT = ["python", "-m", "pipelines.sagemaker_entry"]
+# The managed rule Step Functions uses to learn that a .sync training job finished.
+SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+
+
+def shipped_models() -> list[str]:
+    """Models whose config ships in `models/`: each gets a Model Package Group on AWS."""
+    return sorted(path.stem for path in (REPO_ROOT / "models").glob("*.yaml"))
+
+
+def model_package_group_name(env_name: str, model: str) -> str:
+    """SageMaker names allow letters, digits and hyphens only (≤ 63 characters)."""
+    return f"driftline-{env_name}-{model}".replace("_", "-")[:63]
 
 
 @dataclass(frozen=True)
@@ -79,8 +107,32 @@ class TrainingPipeline(Construct):
         deploy_function: lambda_.IFunction,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
+        sagemaker_training: bool = False,
+        model_package_groups: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        # The functions' image asset again (same context, file and excludes, so the same hash
+        # and repository): the SageMaker job runs it, and model packages name it.
+        self.image: ecr_assets.DockerImageAsset | None = None
+        if sagemaker_training or model_package_groups:
+            self.image = ecr_assets.DockerImageAsset(
+                self,
+                "Image",
+                directory=str(REPO_ROOT),
+                file="functions/Dockerfile",
+                exclude=IMAGE_CONTEXT_EXCLUDES,
+                ignore_mode=IgnoreMode.DOCKER,
+            )
+        self.training_role: iam.Role | None = None
+        self.model_package_groups: dict[str, sagemaker.CfnModelPackageGroup] = {}
+        if model_package_groups:
+            for model in shipped_models():
+                self.model_package_groups[model] = sagemaker.CfnModelPackageGroup(
+                    self,
+                    f"ModelPackageGroup{''.join(p.title() for p in model.split('_'))}",
+                    model_package_group_name=model_package_group_name(env_name, model),
+                    model_package_group_description=f"Driftline {env_name}: {model} versions",
+                )
         environment = {
             "DRIFTLINE_ENV": env_name,
             "DRIFTLINE_GIT_SHA": git_sha,
@@ -127,7 +179,48 @@ class TrainingPipeline(Construct):
         train = step_function("Train", "Fit the configured estimator", memory_mb=3008, minutes=15)
         evaluate = step_function("Evaluate", "Score challenger and champion on the test split")
         gate = step_function("Gate", "Decide whether the challenger may be registered")
-        register = step_function("Register", "Register an approved model version")
+        register_environment = dict(environment)
+        if self.model_package_groups and self.image is not None:
+            register_environment |= {
+                "DRIFTLINE_MODEL_PACKAGE_GROUPS": json.dumps(
+                    {model: group.ref for model, group in self.model_package_groups.items()}
+                ),
+                "DRIFTLINE_MODEL_IMAGE_URI": self.image.image_uri,
+            }
+        register = DriftlineFunction(
+            functions_scope,
+            "Register",
+            handler_module="register",
+            description="Register an approved model version",
+            environment=register_environment,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            timeout_seconds=5 * 60,
+        ).function
+        if self.model_package_groups:
+            stack = Stack.of(self)
+            register.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:CreateModelPackage"],
+                    resources=[
+                        arn
+                        for group in self.model_package_groups.values()
+                        for arn in (
+                            group.attr_model_package_group_arn,
+                            stack.format_arn(
+                                service="sagemaker",
+                                resource="model-package",
+                                resource_name=f"{group.model_package_group_name}/*",
+                            ),
+                        )
+                    ],
+                )
+            )
+        collect: lambda_.IFunction | None = None
+        if sagemaker_training:
+            collect = step_function(
+                "CollectTraining", "Unpack a SageMaker training job's model into the run"
+            )
         record = step_function("RecordOutcome", "Record a run's final state and its cause")
 
         datasets, artifacts, tables = (
@@ -147,6 +240,9 @@ class TrainingPipeline(Construct):
             )
         for function in (validate, prepare, train, evaluate, gate, register, record):
             artifacts.grant_read_write(function)
+        if collect is not None:
+            artifacts.grant_read_write(collect)
+            tables.runs.grant_read_write_data(collect)
         for function in (multipart.list_parts, multipart.validate_part, multipart.merge_parts):
             artifacts.grant_read_write(function)
         tables.datasets.grant_read_write_data(validate)
@@ -161,7 +257,10 @@ class TrainingPipeline(Construct):
             validate=validate,
             multipart=multipart,
             prepare=prepare,
-            train=train,
+            train=(
+                self._training_job(resources, env_name, git_sha) if collect is not None else train
+            ),
+            collect=collect,
             evaluate=evaluate,
             gate=gate,
             register=register,
@@ -174,6 +273,8 @@ class TrainingPipeline(Construct):
         # The Distributed Map reads its item list from, and writes its results to, the
         # SSE-KMS artifacts bucket (CDK grants the S3 actions, not the key's).
         resources.key.grant_encrypt_decrypt(self.state_machine)
+        if self.training_role is not None:
+            self._grant_training_jobs(self.state_machine, self.training_role)
 
         start_run = DriftlineFunction(
             functions_scope,
@@ -237,6 +338,149 @@ class TrainingPipeline(Construct):
             "validate_part": multipart.validate_part,
             "merge_parts": multipart.merge_parts,
         }
+        if collect is not None:
+            self.functions["collect_training"] = collect
+
+    def _training_job(
+        self, resources: PipelineResources, env_name: str, git_sha: str
+    ) -> sfn.CustomState:
+        """Train as a SageMaker job (.sync) on the functions' image, VPC-less and KMS-encrypted.
+
+        Written as raw ASL: CDK's SageMakerCreateTrainingJob cannot set ContainerEntrypoint,
+        and the image's own entrypoint is the Lambda runtime's.
+        """
+        assert self.image is not None
+        scope = Construct(self, "TrainingJob")
+        artifacts, key = resources.artifacts_bucket, resources.key
+        role = iam.Role(
+            scope,
+            "Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"Driftline {env_name} SageMaker training jobs",
+        )
+        artifacts.grant_read(role, "runs/*")
+        artifacts.grant_put(role, "runs/*/sagemaker/*")
+        key.grant_encrypt_decrypt(role)
+        self.image.repository.grant_pull(role)
+        stack = Stack.of(self)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/TrainingJobs:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        acknowledge(
+            role,
+            WILDCARD_RESOURCE,
+            "ecr:GetAuthorizationToken (from the image repository's grant_pull) accepts only "
+            "Resource '*'",
+        )
+        self.training_role = role
+
+        def object_uri(path: str) -> str:
+            return "States.Format('s3://" + artifacts.bucket_name + "/{}', " + path + ")"
+
+        return sfn.CustomState(
+            self,
+            "Train",
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{stack.partition}:states:::sagemaker:createTrainingJob.sync",
+                "Parameters": {
+                    # Execution names are unique per state machine; their hash fits SageMaker's
+                    # 63-character job names and charset whatever the dataset is called.
+                    "TrainingJobName.$": (
+                        f"States.Format('{TRAINING_JOB_PREFIX}{{}}', "
+                        "States.Hash($$.Execution.Name, 'SHA-1'))"
+                    ),
+                    "RoleArn": role.role_arn,
+                    "AlgorithmSpecification": {
+                        "TrainingImage": self.image.image_uri,
+                        "TrainingInputMode": "File",
+                        "ContainerEntrypoint": SAGEMAKER_ENTRYPOINT,
+                    },
+                    "HyperParameters": {
+                        "dataset.$": "$.dataset",
+                        "s3_version_id.$": "$.validation.version_id",
+                        "manifest_sha256.$": "$.validation.manifest_sha256",
+                        "contract_columns.$": "States.JsonToString($.validation.columns)",
+                        "created_at.$": "$$.Execution.StartTime",
+                        "code_version": git_sha,
+                    },
+                    "InputDataConfig": [
+                        _s3_channel("train", object_uri("$.prepared.dataset_key")),
+                        _s3_channel("config", object_uri("$.prepared.config_key")),
+                    ],
+                    "OutputDataConfig": {
+                        "S3OutputPath.$": (
+                            "States.Format('s3://"
+                            + artifacts.bucket_name
+                            + "/runs/{}/sagemaker/', $.run.id)"
+                        ),
+                        "KmsKeyId": key.key_arn,
+                    },
+                    "ResourceConfig": {
+                        "InstanceCount": 1,
+                        "InstanceType": TRAINING_INSTANCE_TYPE,
+                        "VolumeSizeInGB": 30,
+                        "VolumeKmsKeyId": key.key_arn,
+                    },
+                    "StoppingCondition": {"MaxRuntimeInSeconds": TRAINING_MAX_SECONDS},
+                    # Channels arrive through SageMaker; the job itself needs no network.
+                    "EnableNetworkIsolation": True,
+                },
+                "ResultSelector": {
+                    "name.$": "$.TrainingJobName",
+                    "model_artifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
+                    "seconds.$": "$.TrainingTimeInSeconds",
+                },
+                "ResultPath": "$.training_job",
+            },
+        )
+
+    def _grant_training_jobs(self, state_machine: sfn.StateMachine, role: iam.IRole) -> None:
+        """What a .sync createTrainingJob needs: the job API, the role and the managed rule."""
+        stack = Stack.of(self)
+        state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                ],
+                resources=[
+                    stack.format_arn(
+                        service="sagemaker",
+                        resource="training-job",
+                        resource_name=f"{TRAINING_JOB_PREFIX}*",
+                    )
+                ],
+            )
+        )
+        state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    stack.format_arn(
+                        service="events", resource="rule", resource_name=SAGEMAKER_SYNC_RULE
+                    )
+                ],
+            )
+        )
+        state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
 
     def _state_machine(
         self,
@@ -244,7 +488,8 @@ class TrainingPipeline(Construct):
         validate: lambda_.IFunction,
         multipart: MultipartSteps,
         prepare: lambda_.IFunction,
-        train: lambda_.IFunction,
+        train: lambda_.IFunction | sfn.CustomState,
+        collect: lambda_.IFunction | None,
         evaluate: lambda_.IFunction,
         gate: lambda_.IFunction,
         register: lambda_.IFunction,
@@ -290,9 +535,18 @@ class TrainingPipeline(Construct):
             )
         )
 
-        def guarded(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
+        def guarded(task: _Catching) -> _Catching:
             task.add_catch(failed, errors=["States.ALL"], result_path="$.error")
             return task
+
+        training_step: sfn.IChainable
+        if isinstance(train, sfn.CustomState):
+            assert collect is not None
+            training_step = guarded(train).next(
+                guarded(step("CollectTraining", collect, "$.trained"))
+            )
+        else:
+            training_step = guarded(step("Train", train, "$.trained"))
 
         init = sfn.Pass(
             self,
@@ -352,7 +606,7 @@ class TrainingPipeline(Construct):
         deploy_step.add_catch(succeeded, errors=["DeploymentRefused"], result_path="$.deployment")
         training = (
             guarded(step("Prepare", prepare, "$.prepared"))
-            .next(guarded(step("Train", train, "$.trained")))
+            .next(training_step)
             .next(guarded(step("Evaluate", evaluate, "$.evaluation")))
             .next(guarded(step("Gate", gate, "$.gate")))
             .next(
@@ -447,6 +701,19 @@ class TrainingPipeline(Construct):
             "Resource '*' for a state machine",
         )
         return state_machine
+
+
+def _s3_channel(name: str, uri_expression: str) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri.$": uri_expression,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+    }
 
 
 def _snake(name: str) -> str:

@@ -8,7 +8,7 @@ from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.config import EnvConfig
+from infra.config import EnvConfig, TrainingBackend
 from infra.constructs.log_retention import log_retention
 from infra.constructs.training_pipeline import PipelineResources, TrainingPipeline
 from infra.stacks.data_stack import DataStack
@@ -49,6 +49,9 @@ class PipelineStack(Stack):
             deploy_function=deploy_function,
             log_retention=log_retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
+            sagemaker_training=config.training_backend is TrainingBackend.SAGEMAKER,
+            # moto cannot create Model Package Groups, so the twin registers in DynamoDB only.
+            model_package_groups=not config.is_local,
         )
         CfnOutput(
             self,

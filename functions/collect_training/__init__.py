@@ -1,0 +1,1 @@
+"""Train: fit the configured estimator on the training split."""
