@@ -25,7 +25,7 @@ demo: setup
 	$(VENV)/bin/driftline demo
 
 test: setup lint
-	$(PY) -m pytest --cov --cov-report=term:skip-covered
+	$(PY) -m pytest --cov --cov-report=term:skip-covered --durations=15
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow and not twin"
