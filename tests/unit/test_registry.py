@@ -56,28 +56,6 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield client
 
 
-@pytest.fixture
-def atomic_items(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make moto's item writes atomic, as DynamoDB's are.
-
-    moto applies an UpdateItem as read-modify-write in Python, so two threads can both read
-    counter 0; the real service applies each item write atomically. One lock per write call
-    restores that guarantee and nothing more: code that read a value and wrote it back in two
-    calls would still race and fail these tests.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    for name in ("update_item", "put_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-
-
 def version_record(version: int, status: str, model: str = "iris") -> dict[str, Any]:
     return {
         "model": model,

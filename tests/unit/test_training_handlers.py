@@ -416,25 +416,6 @@ def test_a_worse_challenger_fails_the_gate_naming_the_metric_and_is_not_register
     assert [v["version"] for v in model_versions()] == [1]
 
 
-@pytest.fixture
-def atomic_items(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB applies each item write atomically; moto does read-modify-write in Python.
-
-    One lock per write call restores only that guarantee (see tests/unit/test_registry.py).
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    for name in ("update_item", "put_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-
-
 def clone_gated_run(state: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Another run of the same data that reached Register: its artifacts, record and state."""
     source = state["run"]["id"]
