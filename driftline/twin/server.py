@@ -327,58 +327,39 @@ def install_deploy_reporting() -> None:
     update_stack = models.Stack.update
     delete_stack = models.Stack.delete
 
-    def reporting_create_resource(
-        logical_id: str,
-        resource_json: dict[str, Any],
-        resources_map: Any,
-        account_id: str,
-        region_name: str,
-    ) -> Any:
-        if not _REPORTING.active:
-            return create_resource(
-                logical_id, resource_json, resources_map, account_id, region_name
-            )
-        stack = _stack(account_id, region_name, resources_map.stack_id)
-        resource_type = str(resource_json.get("Type"))
-        started = _started(stack, logical_id, resource_type, "CREATE_IN_PROGRESS")
-        try:
-            resource = create_resource(
-                logical_id, resource_json, resources_map, account_id, region_name
-            )
-        except Exception as error:
-            # setdefault: a Ref creates its target lazily, so the innermost failure is the cause.
-            _FAILURES.setdefault(
-                resources_map.stack_id, (logical_id, resource_type, _reason(error))
-            )
-            raise
-        _finished(stack, started, resource, "CREATE_COMPLETE")
-        return resource
+    def reporting(operation: Any, verb: str) -> Any:
+        """Wrap moto's create/update of one resource with stack events and failure capture."""
 
-    def reporting_update_resource(
-        logical_id: str,
-        resource_json: dict[str, Any],
-        resources_map: Any,
-        account_id: str,
-        region_name: str,
-    ) -> Any:
-        if not _REPORTING.active:
-            return update_resource(
-                logical_id, resource_json, resources_map, account_id, region_name
-            )
-        stack = _stack(account_id, region_name, resources_map.stack_id)
-        resource_type = str(resource_json.get("Type"))
-        started = _started(stack, logical_id, resource_type, "UPDATE_IN_PROGRESS")
-        try:
-            resource = update_resource(
-                logical_id, resource_json, resources_map, account_id, region_name
-            )
-        except Exception as error:
-            _FAILURES.setdefault(
-                resources_map.stack_id, (logical_id, resource_type, _reason(error))
-            )
-            raise
-        _finished(stack, started, resource, "UPDATE_COMPLETE")
-        return resource
+        def reporting_operation(
+            logical_id: str,
+            resource_json: dict[str, Any],
+            resources_map: Any,
+            account_id: str,
+            region_name: str,
+        ) -> Any:
+            if not _REPORTING.active:
+                return operation(logical_id, resource_json, resources_map, account_id, region_name)
+            stack = _stack(account_id, region_name, resources_map.stack_id)
+            resource_type = str(resource_json.get("Type"))
+            started = _started(stack, logical_id, resource_type, f"{verb}_IN_PROGRESS")
+            try:
+                resource = operation(
+                    logical_id, resource_json, resources_map, account_id, region_name
+                )
+            except Exception as error:
+                # setdefault: a Ref creates its target lazily, so the innermost failure is
+                # the cause.
+                _FAILURES.setdefault(
+                    resources_map.stack_id, (logical_id, resource_type, _reason(error))
+                )
+                raise
+            _finished(stack, started, resource, f"{verb}_COMPLETE")
+            return resource
+
+        return reporting_operation
+
+    reporting_create_resource = reporting(create_resource, "CREATE")
+    reporting_update_resource = reporting(update_resource, "UPDATE")
 
     def reporting_create_stack(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         if not _REPORTING.active:

@@ -30,6 +30,7 @@ class DataKey(Construct):
                     sid=f"AllowPublishFrom{service.split('.')[0].capitalize()}",
                     principals=[iam.ServicePrincipal(service)],
                     actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    # In a key policy, Resource "*" means this key itself, nothing wider.
                     resources=["*"],
                 )
             )
