@@ -1748,8 +1748,8 @@ def _alarm_metric(alarm: Any) -> _AlarmMetric:
         stats = [q for q in alarm.metric_data_queries if q.metric_stat is not None]
         if len(alarm.metric_data_queries) != 1 or len(stats) != 1:
             raise ValidationError(
-                f"alarm {alarm.name}: metric math (Metrics with Expression) is not "
-                "evaluated by the twin"
+                f"alarm {alarm.name}: metric math (Metrics with an Expression that is not a "
+                "Metrics Insights SELECT) is not evaluated by the twin"
             )
         stat = stats[0].metric_stat
         metric = stat.metric
@@ -1774,6 +1774,231 @@ def _alarm_metric(alarm: Any) -> _AlarmMetric:
     )
 
 
+# Metrics Insights alarms: one `SELECT` query in Metrics, evaluated per returned time series.
+_INSIGHTS_FUNCTIONS = {
+    "AVG": "Average",
+    "COUNT": "SampleCount",
+    "MAX": "Maximum",
+    "MIN": "Minimum",
+    "SUM": "Sum",
+}
+_INSIGHTS_KEYWORDS = frozenset(
+    {"SELECT", "FROM", "SCHEMA", "WHERE", "AND", "OR", "GROUP", "BY", "ORDER", "ASC", "DESC"}
+    | {"LIMIT", *_INSIGHTS_FUNCTIONS}
+)
+_INSIGHTS_TOKENS = re.compile(
+    r"""\s*(?:
+        (?P<value>'(?:[^'\\]|\\.)*')
+        |(?P<quoted>"(?:[^"\\]|\\.)*")
+        |(?P<symbol>!=|[=(),])
+        |(?P<word>\w+)
+    )""",
+    re.VERBOSE,
+)
+_INSIGHTS_SUBSET = (
+    "the twin evaluates SELECT AVG|COUNT|MAX|MIN|SUM(metric) FROM namespace | "
+    "SCHEMA(namespace[, key...]) [WHERE key =|!= 'value' [AND ...]] [GROUP BY key[, key...]] "
+    "[ORDER BY FUNCTION() [ASC|DESC]] [LIMIT n]"
+)
+
+
+@dataclass(frozen=True)
+class _InsightsQuery:
+    query_id: str
+    expression: str
+    period: int
+    function: str  # AVG, COUNT, MAX, MIN or SUM
+    metric: str
+    namespace: str
+    schema: tuple[str, ...] | None  # SCHEMA(...): a metric's dimension keys must be exactly these
+    where: tuple[tuple[str, str, str], ...]  # (key, "=" or "!=", value), all must hold
+    group_by: tuple[str, ...]
+    order: tuple[str, bool] | None  # (function, descending)
+    limit: int | None
+
+
+class _InsightsParser:
+    """Cursor over a Metrics Insights query's tokens; raises ValueError saying what is wrong."""
+
+    def __init__(self, expression: str) -> None:
+        self.tokens: list[tuple[str, str]] = []
+        self.index = 0
+        position, text = 0, expression.rstrip()
+        while position < len(text):
+            match = _INSIGHTS_TOKENS.match(text, position)
+            if match is None:
+                raise ValueError(f"cannot parse {text[position:].strip()!r}")
+            kind = str(match.lastgroup)
+            token = match.group(kind)
+            if kind in ("value", "quoted"):
+                token = re.sub(r"\\(.)", r"\1", token[1:-1])
+            self.tokens.append((kind, token))
+            position = match.end()
+
+    def _next(self) -> tuple[str, str] | None:
+        return self.tokens[self.index] if self.index < len(self.tokens) else None
+
+    def _unexpected(self, wanted: str) -> ValueError:
+        found = self._next()
+        return ValueError(
+            f"expected {wanted} but found {found[1]!r}"
+            if found
+            else f"ends early, expected {wanted}"
+        )
+
+    def keyword(self, *words: str) -> str | None:
+        found = self._next()
+        if found and found[0] == "word" and found[1].upper() in words:
+            self.index += 1
+            return found[1].upper()
+        return None
+
+    def expect_keyword(self, word: str) -> None:
+        if self.keyword(word) is None:
+            raise self._unexpected(word)
+
+    def symbol(self, symbol: str) -> bool:
+        if self._next() == ("symbol", symbol):
+            self.index += 1
+            return True
+        return False
+
+    def expect_symbol(self, symbol: str) -> None:
+        if not self.symbol(symbol):
+            raise self._unexpected(repr(symbol))
+
+    def function(self) -> str:
+        name = self.keyword(*_INSIGHTS_FUNCTIONS)
+        if name is None:
+            raise self._unexpected(f"one of {', '.join(_INSIGHTS_FUNCTIONS)}")
+        return name
+
+    def identifier(self, what: str) -> str:
+        found = self._next()
+        if found and (found[0] == "quoted" or (found[0] == "word" and not found[1].isdigit())):
+            if found[0] == "word" and found[1].upper() in _INSIGHTS_KEYWORDS:
+                raise ValueError(f"{what} {found[1]!r} is a keyword: double-quote it")
+            self.index += 1
+            return found[1]
+        raise self._unexpected(what)
+
+    def comparison(self) -> tuple[str, str, str]:
+        key = self.identifier("a dimension key")
+        found = self._next()
+        if found not in (("symbol", "="), ("symbol", "!=")):
+            raise self._unexpected("= or !=")
+        self.index += 1
+        value = self._next()
+        if value is None or value[0] != "value":
+            raise self._unexpected("a 'single-quoted' value")
+        self.index += 1
+        return key, found[1], value[1]
+
+    def number(self) -> int:
+        found = self._next()
+        if found is None or found[0] != "word" or not found[1].isdigit():
+            raise self._unexpected("a number")
+        self.index += 1
+        return int(found[1])
+
+    def end(self) -> None:
+        if self._next() is not None:
+            raise self._unexpected("the end of the query")
+
+
+def _parse_insights_query(expression: str, query_id: str, period: int) -> _InsightsQuery:
+    """Parse the Metrics Insights subset the twin evaluates (see `_INSIGHTS_SUBSET`)."""
+    parser = _InsightsParser(expression)
+    parser.expect_keyword("SELECT")
+    function = parser.function()
+    parser.expect_symbol("(")
+    metric = parser.identifier("a metric name")
+    parser.expect_symbol(")")
+    parser.expect_keyword("FROM")
+    schema: tuple[str, ...] | None = None
+    if parser.keyword("SCHEMA"):
+        parser.expect_symbol("(")
+        namespace = parser.identifier("a namespace")
+        keys: list[str] = []
+        while parser.symbol(","):
+            keys.append(parser.identifier("a dimension key"))
+        parser.expect_symbol(")")
+        schema = tuple(keys)
+    else:
+        namespace = parser.identifier("a namespace or SCHEMA(...)")
+    where: list[tuple[str, str, str]] = []
+    if parser.keyword("WHERE"):
+        where.append(parser.comparison())
+        while parser.keyword("AND"):
+            where.append(parser.comparison())
+    group_by: list[str] = []
+    if parser.keyword("GROUP"):
+        parser.expect_keyword("BY")
+        group_by.append(parser.identifier("a dimension key"))
+        while parser.symbol(","):
+            group_by.append(parser.identifier("a dimension key"))
+    order: tuple[str, bool] | None = None
+    if parser.keyword("ORDER"):
+        parser.expect_keyword("BY")
+        order_function = parser.function()
+        parser.expect_symbol("(")
+        parser.expect_symbol(")")
+        order = (order_function, parser.keyword("ASC", "DESC") == "DESC")
+    limit: int | None = None
+    if parser.keyword("LIMIT"):
+        limit = parser.number()
+        if not 1 <= limit <= 500:
+            raise ValueError(f"LIMIT {limit} is outside 1..500")
+    parser.end()
+    return _InsightsQuery(
+        query_id=query_id,
+        expression=expression,
+        period=period,
+        function=function,
+        metric=metric,
+        namespace=namespace,
+        schema=schema,
+        where=tuple(where),
+        group_by=tuple(group_by),
+        order=order,
+        limit=limit,
+    )
+
+
+def _insights_query(alarm: Any) -> _InsightsQuery | None:
+    """The Metrics Insights query a metric alarm watches; None when Metrics has no SELECT."""
+    from moto.cloudwatch.exceptions import ValidationError
+
+    queries = list(alarm.metric_data_queries or [])
+    selects = [q for q in queries if str(q.expression or "").lstrip()[:6].upper() == "SELECT"]
+    if not selects:
+        return None
+    query = selects[0]
+    if len(queries) != 1:
+        raise ValidationError(
+            f"alarm {alarm.name}: a Metrics Insights query must be the only entry in Metrics "
+            "(the twin does not combine it with other queries or metric math)"
+        )
+    try:
+        period = int(query.period or 0)
+    except (TypeError, ValueError):
+        period = 0
+    if period <= 0:
+        raise ValidationError(f"alarm {alarm.name}: the Metrics Insights query needs a Period")
+    try:
+        return _parse_insights_query(str(query.expression).strip(), str(query.id), period)
+    except ValueError as error:
+        raise ValidationError(
+            f"alarm {alarm.name}: Metrics Insights query {str(query.expression).strip()!r}: "
+            f"{error}; {_INSIGHTS_SUBSET}"
+        ) from None
+
+
+def _alarm_namespace(alarm: Any) -> str:
+    query = _insights_query(alarm)
+    return query.namespace if query is not None else _alarm_metric(alarm).namespace
+
+
 def _validate_alarm(alarm: Any) -> None:
     from moto.cloudwatch.exceptions import ValidationError
 
@@ -1786,13 +2011,18 @@ def _validate_alarm(alarm: Any) -> None:
             "detection "
             f"bands) is not evaluated by the twin; use one of {', '.join(_COMPARISONS)}"
         )
-    metric = _alarm_metric(alarm)
-    if metric.statistic not in _STATISTICS and not _PERCENTILE.match(metric.statistic):
-        raise ValidationError(
-            f"alarm {alarm.name}: statistic {metric.statistic} is not evaluated by the twin "
-            f"(supported: {', '.join(_STATISTICS)}, pNN)"
-        )
-    if metric.period <= 0 or int(alarm.evaluation_periods) <= 0:
+    query = _insights_query(alarm)
+    if query is not None:
+        period = query.period
+    else:
+        metric = _alarm_metric(alarm)
+        if metric.statistic not in _STATISTICS and not _PERCENTILE.match(metric.statistic):
+            raise ValidationError(
+                f"alarm {alarm.name}: statistic {metric.statistic} is not evaluated by the twin "
+                f"(supported: {', '.join(_STATISTICS)}, pNN)"
+            )
+        period = metric.period
+    if period <= 0 or int(alarm.evaluation_periods or 0) <= 0:
         raise ValidationError(f"alarm {alarm.name}: Period and EvaluationPeriods must be positive")
     if alarm.treat_missing_data not in (None, "missing", "notBreaching", "breaching", "ignore"):
         raise ValidationError(
@@ -1829,13 +2059,23 @@ def _datum_dimensions(datum: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((d.name, d.value) for d in datum.dimensions))
 
 
+def _window_start(now: datetime, period: int, periods: int) -> int:
+    """Start (epoch seconds) of the last `periods` periods, the current partial one included."""
+    end = (math.floor(now.timestamp() / period) + 1) * period
+    return end - periods * period
+
+
+def _period_index(datum: Any, start: int, period: int, periods: int) -> int | None:
+    """Which of the window's periods `datum` falls in (None: outside the window)."""
+    index = math.floor((_utc(datum.timestamp).timestamp() - start) / period)
+    return index if 0 <= index < periods else None
+
+
 def _evaluate_metric_alarm(backend: Any, alarm: Any, now: datetime) -> tuple[str, str, str]:
     """(state, reason, reason data) from the last EvaluationPeriods periods, M out of N."""
     metric = _alarm_metric(alarm)
     periods = int(alarm.evaluation_periods)
-    needed = int(alarm.datapoints_to_alarm or periods)
-    end = (math.floor(now.timestamp() / metric.period) + 1) * metric.period
-    start = end - periods * metric.period
+    start = _window_start(now, metric.period, periods)
     buckets: list[list[Any]] = [[] for _ in range(periods)]
     for datum in list(backend.metric_data):
         if datum.namespace != metric.namespace or datum.name != metric.name:
@@ -1844,11 +2084,16 @@ def _evaluate_metric_alarm(backend: Any, alarm: Any, now: datetime) -> tuple[str
             continue
         if metric.unit and datum.unit and datum.unit != metric.unit:
             continue
-        moment = _utc(datum.timestamp).timestamp()
-        if start <= moment < end:
-            buckets[int((moment - start) // metric.period)].append(datum)
+        index = _period_index(datum, start, metric.period, periods)
+        if index is not None:
+            buckets[index].append(datum)
     values = [_period_value(bucket, metric.statistic) for bucket in buckets]
-    compare, wording = _COMPARISONS[alarm.comparison_operator]
+    return _judge_periods(alarm, values, start, metric.period, metric.statistic, now)
+
+
+def _breaches(alarm: Any, values: list[float | None]) -> list[bool]:
+    """Per period: does it breach? Missing periods count per TreatMissingData or are skipped."""
+    compare, _ = _COMPARISONS[alarm.comparison_operator]
     threshold = float(alarm.threshold)
     treat = alarm.treat_missing_data or "missing"
     flags: list[bool] = []
@@ -1859,8 +2104,26 @@ def _evaluate_metric_alarm(backend: Any, alarm: Any, now: datetime) -> tuple[str
             flags.append(True)
         elif treat == "notBreaching":
             flags.append(False)
+    return flags
+
+
+def _judge_periods(
+    alarm: Any,
+    values: list[float | None],
+    start: int,
+    period: int,
+    statistic: str,
+    now: datetime,
+) -> tuple[str, str, str]:
+    """(state, reason, reason data) of one series' per-period values (oldest first), M of N."""
+    periods = len(values)
+    needed = int(alarm.datapoints_to_alarm or periods)
+    _, wording = _COMPARISONS[alarm.comparison_operator]
+    threshold = float(alarm.threshold)
+    treat = alarm.treat_missing_data or "missing"
+    flags = _breaches(alarm, values)
     present = [
-        (value, datetime.fromtimestamp(start + i * metric.period, UTC))
+        (value, datetime.fromtimestamp(start + i * period, UTC))
         for i, value in enumerate(values)
         if value is not None
     ]
@@ -1870,8 +2133,8 @@ def _evaluate_metric_alarm(backend: Any, alarm: Any, now: datetime) -> tuple[str
             "version": "1.0",
             "queryDate": _iso(now),
             "startDate": _iso(datetime.fromtimestamp(start, UTC)),
-            "statistic": metric.statistic,
-            "period": metric.period,
+            "statistic": statistic,
+            "period": period,
             "recentDatapoints": [v for v, _ in present],
             "threshold": threshold,
             "evaluatedDatapoints": [
@@ -1904,6 +2167,155 @@ def _evaluate_metric_alarm(backend: Any, alarm: Any, now: datetime) -> tuple[str
         f"{'s' if len(flags) - required + 1 > 1 else ''} for ALARM -> OK transition)."
     )
     return "OK", reason, reason_data
+
+
+SeriesKey = tuple[tuple[str, str], ...]
+
+
+def _insights_series(
+    backend: Any, query: _InsightsQuery, start: int, periods: int
+) -> dict[SeriesKey, list[list[Any]]]:
+    """The query's time series in the window: GROUP BY (key, value) pairs -> datums per period.
+
+    Without GROUP BY every matching metric feeds one aggregated series, keyed (). A metric that
+    lacks a GROUP BY key falls in that key's `Other` group, as on AWS. Series come in GROUP BY
+    value order unless ORDER BY says otherwise; LIMIT keeps the first n.
+    """
+    groups: dict[SeriesKey, list[list[Any]]] = {}
+    for datum in list(backend.metric_data):
+        if datum.namespace != query.namespace or datum.name != query.metric:
+            continue
+        dimensions = dict(_datum_dimensions(datum))
+        if query.schema is not None and set(dimensions) != set(query.schema):
+            continue
+        # `key != 'v'` also keeps metrics without the key: their value is not 'v'.
+        if any((dimensions.get(key) == value) != (op == "=") for key, op, value in query.where):
+            continue
+        index = _period_index(datum, start, query.period, periods)
+        if index is None:
+            continue
+        key = tuple((name, dimensions.get(name, "Other")) for name in query.group_by)
+        groups.setdefault(key, [[] for _ in range(periods)])[index].append(datum)
+    keys = sorted(groups)
+    if query.order is not None:
+        function, descending = query.order
+        statistic = _INSIGHTS_FUNCTIONS[function]
+        score = {
+            key: _period_value([d for bucket in groups[key] for d in bucket], statistic) or 0.0
+            for key in keys
+        }
+        keys.sort(key=lambda key: score[key], reverse=descending)
+    return {key: groups[key] for key in keys[: query.limit]}
+
+
+@dataclass
+class _Contributor:
+    """One series of a GROUP BY Metrics Insights alarm: ALARM or OK, never INSUFFICIENT_DATA."""
+
+    id: str
+    attributes: dict[str, str]
+    timestamp: datetime
+    state: str = "OK"
+    reason: str = ""
+
+
+def _contributor_id(alarm_name: str, attributes: Mapping[str, str]) -> str:
+    """A stable 16-hex-digit id per alarm and attribute values (AWS's ids have this form)."""
+    text = json.dumps([alarm_name, sorted(attributes.items())])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _contributor_reason(
+    alarm: Any, state: str, values: list[float | None], start: int, period: int
+) -> str:
+    """CloudWatch's short per-contributor reason (no reason data): count and latest datapoint."""
+    compare, wording = _COMPARISONS[alarm.comparison_operator]
+    threshold = float(alarm.threshold)
+    present = [
+        (value, datetime.fromtimestamp(start + i * period, UTC))
+        for i, value in enumerate(values)
+        if value is not None
+    ]
+    crossed = [(v, m) for v, m in present if compare(v, threshold)]
+    chosen = crossed if state == "ALARM" else [(v, m) for v, m in present if (v, m) not in crossed]
+    if not chosen:
+        return (
+            f"Threshold Crossed: missing datapoints were treated as "
+            f"{'breaching' if state == 'ALARM' else 'not breaching'} the threshold ({threshold})."
+        )
+    value, moment = chosen[-1]
+    many = len(chosen) > 1
+    return (
+        f"Threshold Crossed: {len(chosen)} datapoint{'s were' if many else ' was'} "
+        f"{'' if state == 'ALARM' else 'not '}{wording} the threshold ({threshold}). "
+        f"The most recent datapoint{'s' if many else ''} which "
+        f"{'crossed' if state == 'ALARM' else 'did not cross'} the threshold: "
+        f"[{value} ({moment:%d/%m/%y %H:%M:%S})]."
+    )
+
+
+def _judge_insights_alarm(
+    backend: Any, alarm: Any, query: _InsightsQuery, now: datetime
+) -> tuple[str, str, str]:
+    """Judge a Metrics Insights alarm: each GROUP BY series on its own (acting on contributor
+    transitions), then the alarm: ALARM while any contributor is. Returns the alarm's verdict."""
+    periods = int(alarm.evaluation_periods)
+    start = _window_start(now, query.period, periods)
+    statistic = _INSIGHTS_FUNCTIONS[query.function]
+    series = _insights_series(backend, query, start, periods)
+    if not query.group_by:
+        alarm.twin_contributors = {}
+        buckets = series.get((), [[] for _ in range(periods)])
+        values = [_period_value(bucket, statistic) for bucket in buckets]
+        return _judge_periods(alarm, values, start, query.period, statistic, now)
+    contributors: dict[str, _Contributor] = getattr(alarm, "twin_contributors", None) or {}
+    alarm.twin_contributors = contributors
+    current: set[str] = set()
+    for key, buckets in series.items():
+        attributes = dict(key)
+        identifier = _contributor_id(alarm.name, attributes)
+        current.add(identifier)
+        contributor = contributors.setdefault(
+            identifier, _Contributor(identifier, attributes, timestamp=now)
+        )
+        values = [_period_value(bucket, statistic) for bucket in buckets]
+        state, _, _ = _judge_periods(alarm, values, start, query.period, statistic, now)
+        reason = _contributor_reason(alarm, state, values, start, query.period)
+        _change_contributor_state(backend, alarm, contributor, state, reason, now)
+    ended = set(contributors) - current
+    for identifier in sorted(ended, key=lambda i: tuple(contributors[i].attributes.items())):
+        # No datapoint left in the window (or out of the LIMIT): the series ends, as OK.
+        reason = f"No datapoints in the last {periods} periods: the time series is not evaluated."
+        _change_contributor_state(backend, alarm, contributors.pop(identifier), "OK", reason, now)
+    if not contributors:
+        return _judge_periods(alarm, [None] * periods, start, query.period, statistic, now)
+    in_alarm = sum(contributor.state == "ALARM" for contributor in contributors.values())
+    reason_data = json.dumps(
+        {
+            "version": "1.0",
+            "queryDate": _iso(now),
+            "startDate": _iso(datetime.fromtimestamp(start, UTC)),
+            "period": query.period,
+            "threshold": float(alarm.threshold),
+        }
+    )
+    reason = f"{in_alarm} out of {len(contributors)} time series evaluated to ALARM"
+    return ("ALARM" if in_alarm else "OK"), reason, reason_data
+
+
+def _judge_metric_alarm(backend: Any, alarm: Any, now: datetime) -> None:
+    """Evaluate a metric alarm and move it (and a GROUP BY query's contributors)."""
+    query = _insights_query(alarm)
+    if query is None:
+        alarm.twin_contributors = {}
+        verdict = _evaluate_metric_alarm(backend, alarm, now)
+    else:
+        verdict = _judge_insights_alarm(backend, alarm, query, now)
+        if query.group_by and verdict[0] == alarm.state_value:
+            # Same state, new count of contributors in ALARM: the reason follows, nothing acts.
+            alarm.state_reason, alarm.state_reason_data = verdict[1], verdict[2]
+            return
+    _change_alarm_state(backend, alarm, *verdict)
 
 
 # Composite alarm rules: ALARM(x) / OK(x) / INSUFFICIENT_DATA(x), AND, OR, NOT, parentheses.
@@ -2041,33 +2453,59 @@ def _alarm_message(alarm: Any, account_id: str, old_state: str) -> dict[str, Any
     if alarm.rule is not None:
         message["AlarmRule"] = alarm.rule
         return message
-    metric = _alarm_metric(alarm)
-    trigger: dict[str, Any] = {
-        "MetricName": metric.name,
-        "Namespace": metric.namespace,
-        "Unit": metric.unit,
-        "Dimensions": [{"value": value, "name": name} for name, value in metric.dimensions],
-        "Period": metric.period,
-        "EvaluationPeriods": int(alarm.evaluation_periods),
-        "DatapointsToAlarm": int(alarm.datapoints_to_alarm or alarm.evaluation_periods),
-        "ComparisonOperator": alarm.comparison_operator,
-        "Threshold": float(alarm.threshold),
-        "TreatMissingData": alarm.treat_missing_data or "missing",
-        "EvaluateLowSampleCountPercentile": alarm.evaluate_low_sample_count_percentile or "",
-    }
-    if _PERCENTILE.match(metric.statistic):
-        trigger.update(StatisticType="ExtendedStatistic", ExtendedStatistic=metric.statistic)
+    trigger: dict[str, Any] = {}
+    query = _insights_query(alarm)
+    if query is not None:
+        trigger["Metrics"] = [
+            {
+                "Expression": query.expression,
+                "Id": query.query_id,
+                "Period": query.period,
+                "ReturnData": True,
+            }
+        ]
+        period = query.period
     else:
-        trigger.update(StatisticType="Statistic", Statistic=metric.statistic.upper())
+        metric = _alarm_metric(alarm)
+        trigger.update(
+            MetricName=metric.name,
+            Namespace=metric.namespace,
+            Unit=metric.unit,
+            Dimensions=[{"value": value, "name": name} for name, value in metric.dimensions],
+        )
+        if _PERCENTILE.match(metric.statistic):
+            trigger.update(StatisticType="ExtendedStatistic", ExtendedStatistic=metric.statistic)
+        else:
+            trigger.update(StatisticType="Statistic", Statistic=metric.statistic.upper())
+        period = metric.period
+    trigger.update(
+        Period=period,
+        EvaluationPeriods=int(alarm.evaluation_periods),
+        DatapointsToAlarm=int(alarm.datapoints_to_alarm or alarm.evaluation_periods),
+        ComparisonOperator=alarm.comparison_operator,
+        Threshold=float(alarm.threshold),
+        TreatMissingData=alarm.treat_missing_data or "missing",
+        EvaluateLowSampleCountPercentile=alarm.evaluate_low_sample_count_percentile or "",
+    )
     message["Trigger"] = trigger
     return message
 
 
-def _alarm_event_detail(alarm: Any, old: dict[str, str]) -> dict[str, Any]:
-    """`detail` of EventBridge's "CloudWatch Alarm State Change" event."""
+def _alarm_configuration(alarm: Any) -> dict[str, Any]:
+    """`detail.configuration` of an alarm's EventBridge events."""
     configuration: dict[str, Any] = {"description": alarm.description}
+    query = None if alarm.rule is not None else _insights_query(alarm)
     if alarm.rule is not None:
         configuration["alarmRule"] = alarm.rule
+    elif query is not None:
+        configuration["metrics"] = [
+            {
+                "id": query.query_id,
+                "expression": query.expression,
+                "returnData": True,
+                "period": query.period,
+            }
+        ]
     else:
         metric = _alarm_metric(alarm)
         configuration["metrics"] = [
@@ -2085,6 +2523,11 @@ def _alarm_event_detail(alarm: Any, old: dict[str, str]) -> dict[str, Any]:
                 "returnData": True,
             }
         ]
+    return configuration
+
+
+def _alarm_event_detail(alarm: Any, old: dict[str, str]) -> dict[str, Any]:
+    """`detail` of EventBridge's "CloudWatch Alarm State Change" event."""
     return {
         "alarmName": alarm.name,
         "state": {
@@ -2094,7 +2537,22 @@ def _alarm_event_detail(alarm: Any, old: dict[str, str]) -> dict[str, Any]:
             "timestamp": _iso(alarm.state_updated_timestamp),
         },
         "previousState": old,
-        "configuration": configuration,
+        "configuration": _alarm_configuration(alarm),
+    }
+
+
+def _contributor_event_detail(alarm: Any, contributor: _Contributor) -> dict[str, Any]:
+    """`detail` of "CloudWatch Alarm Contributor State Change", as CloudWatch's documented
+    sample has it: no previousState, no reasonData."""
+    return {
+        "alarmName": alarm.name,
+        "alarmContributor": {"id": contributor.id, "attributes": dict(contributor.attributes)},
+        "state": {
+            "value": contributor.state,
+            "reason": contributor.reason,
+            "timestamp": _iso(contributor.timestamp),
+        },
+        "configuration": _alarm_configuration(alarm),
     }
 
 
@@ -2117,6 +2575,58 @@ def _alarm_history_item(alarm: Any, old_state: str, when: datetime) -> dict[str,
             }
         ),
     }
+
+
+def _contributor_history_item(
+    alarm: Any, contributor: _Contributor, old_state: str
+) -> dict[str, Any]:
+    return {
+        "AlarmName": alarm.name,
+        "AlarmContributorId": contributor.id,
+        "AlarmContributorAttributes": dict(contributor.attributes),
+        "AlarmType": "MetricAlarm",
+        "Timestamp": contributor.timestamp,
+        "HistoryItemType": "AlarmContributorStateUpdate",
+        "HistorySummary": f"Contributor updated from {old_state} to {contributor.state}",
+        "HistoryData": json.dumps(
+            {
+                "version": "1.0",
+                "oldState": {"stateValue": old_state},
+                "newState": {"stateValue": contributor.state, "stateReason": contributor.reason},
+            }
+        ),
+    }
+
+
+def _change_contributor_state(
+    backend: Any, alarm: Any, contributor: _Contributor, state: str, reason: str, now: datetime
+) -> None:
+    """Move one contributor; on a change record it, run the alarm's actions for the contributor
+    and emit "CloudWatch Alarm Contributor State Change" (the alarm's own state may not move)."""
+    contributor.reason = reason
+    if state == contributor.state:
+        return
+    old_state = contributor.state
+    contributor.state, contributor.timestamp = state, now
+    if not hasattr(alarm, "twin_history"):
+        alarm.twin_history = []
+    alarm.twin_history.append(_contributor_history_item(alarm, contributor, old_state))
+    if alarm.actions_enabled:
+        message = _alarm_message(alarm, backend.account_id, old_state)
+        message.update(
+            NewStateValue=state,
+            NewStateReason=reason,
+            StateChangeTime=_iso(now),
+            AlarmContributorId=contributor.id,
+            AlarmContributorAttributes=dict(contributor.attributes),
+        )
+        _publish_alarm_actions(backend, alarm, state, message)
+    _put_alarm_event(
+        backend,
+        alarm,
+        "CloudWatch Alarm Contributor State Change",
+        _contributor_event_detail(alarm, contributor),
+    )
 
 
 def _change_alarm_state(
@@ -2146,6 +2656,12 @@ def _change_alarm_state(
 
 
 def _run_alarm_actions(backend: Any, alarm: Any, old_state: str) -> None:
+    message = _alarm_message(alarm, backend.account_id, old_state)
+    _publish_alarm_actions(backend, alarm, alarm.state_value, message)
+
+
+def _publish_alarm_actions(backend: Any, alarm: Any, state: str, document: dict[str, Any]) -> None:
+    """Publish `document` to the alarm's SNS actions for `state` (other actions: logged)."""
     from moto.sns.models import sns_backends
     from moto.utilities.arns import parse_arn
 
@@ -2153,10 +2669,10 @@ def _run_alarm_actions(backend: Any, alarm: Any, old_state: str) -> None:
         "ALARM": alarm.alarm_actions,
         "OK": alarm.ok_actions,
         "INSUFFICIENT_DATA": alarm.insufficient_data_actions,
-    }[alarm.state_value]
-    message = json.dumps(_alarm_message(alarm, backend.account_id, old_state))
+    }[state]
+    message = json.dumps(document)
     region = _REGION_NAMES.get(alarm.region_name, alarm.region_name)
-    subject = f'{alarm.state_value}: "{alarm.name}" in {region}'[:99]
+    subject = f'{state}: "{alarm.name}" in {region}'[:99]
     for action in actions or []:
         try:
             arn = parse_arn(action)
@@ -2169,30 +2685,39 @@ def _run_alarm_actions(backend: Any, alarm: Any, old_state: str) -> None:
 
 
 def _emit_alarm_event(backend: Any, alarm: Any, old: dict[str, str]) -> None:
+    detail = _alarm_event_detail(alarm, old)
+    _put_alarm_event(backend, alarm, "CloudWatch Alarm State Change", detail)
+
+
+def _put_alarm_event(backend: Any, alarm: Any, detail_type: str, detail: dict[str, Any]) -> None:
+    """Put an aws.cloudwatch event about `alarm` on the default bus."""
     from moto.events.models import events_backends
 
     entry = {
         "Source": "aws.cloudwatch",
-        "DetailType": "CloudWatch Alarm State Change",
-        "Detail": json.dumps(_alarm_event_detail(alarm, old)),
+        "DetailType": detail_type,
+        "Detail": json.dumps(detail),
         "Resources": [alarm.alarm_arn],
     }
     try:
         events_backends[backend.account_id][backend.region_name].put_events([entry])
     except Exception as error:
-        LOG.warning("alarm %s: state change event failed: %s", alarm.name, error)
+        LOG.warning("alarm %s: %s event failed: %s", alarm.name, detail_type, error)
 
 
-def evaluate_alarms(backend: Any, namespaces: set[str] | None = None) -> None:
-    """Re-judge the backend's metric alarms (optionally only those on `namespaces`)."""
-    now = datetime.now(UTC)
+def evaluate_alarms(
+    backend: Any, namespaces: set[str] | None = None, now: datetime | None = None
+) -> None:
+    """Re-judge the backend's metric alarms (optionally only those on `namespaces`) as of `now`
+    (default: the current time; a later time shows what the alarms do when data stops)."""
+    now = now or datetime.now(UTC)
     with _ALARM_LOCK:
         for alarm in list(backend.alarms.values()):
             if alarm.rule is not None:
                 continue
-            if namespaces is not None and _alarm_metric(alarm).namespace not in namespaces:
+            if namespaces is not None and _alarm_namespace(alarm) not in namespaces:
                 continue
-            _change_alarm_state(backend, alarm, *_evaluate_metric_alarm(backend, alarm, now))
+            _judge_metric_alarm(backend, alarm, now)
 
 
 def _describe_alarm_history(self: Any) -> Any:
@@ -2200,6 +2725,7 @@ def _describe_alarm_history(self: Any) -> Any:
 
     name = self._get_param("AlarmName")
     item_type = self._get_param("HistoryItemType")
+    contributor = self._get_param("AlarmContributorId")
     start = self._get_param("StartDate")
     end = self._get_param("EndDate")
     limit = self._get_param("MaxRecords")
@@ -2209,10 +2735,14 @@ def _describe_alarm_history(self: Any) -> Any:
         if name and alarm.name != name:
             continue
         items.extend(getattr(alarm, "twin_history", []))
+    # Contributor items only when asked for, by their type or a contributor id.
+    contributor_items = contributor is not None or str(item_type).startswith("AlarmContributor")
     items = [
         item
         for item in items
         if (not item_type or item["HistoryItemType"] == item_type)
+        and ("AlarmContributorId" in item) == contributor_items
+        and (contributor is None or item["AlarmContributorId"] == contributor)
         and (start is None or item["Timestamp"] >= _utc(start))
         and (end is None or item["Timestamp"] <= _utc(end))
     ]
@@ -2220,6 +2750,29 @@ def _describe_alarm_history(self: Any) -> Any:
     if limit:
         items = items[: int(limit)]
     return ActionResult({"AlarmHistoryItems": items})
+
+
+def _describe_alarm_contributors(self: Any) -> Any:
+    """The contributors of a GROUP BY Metrics Insights alarm that are in ALARM (one page)."""
+    from moto.cloudwatch.exceptions import ResourceNotFoundException
+    from moto.core.responses import ActionResult
+
+    name = self._get_param("AlarmName")
+    alarm = self.cloudwatch_backend.alarms.get(name)
+    if alarm is None:
+        raise ResourceNotFoundException(f"Alarm {name} does not exist")
+    with _ALARM_LOCK:
+        contributors = [
+            {
+                "ContributorId": contributor.id,
+                "ContributorAttributes": dict(contributor.attributes),
+                "StateReason": contributor.reason,
+                "StateTransitionedTimestamp": contributor.timestamp,
+            }
+            for contributor in getattr(alarm, "twin_contributors", {}).values()
+            if contributor.state == "ALARM"
+        ]
+    return ActionResult({"AlarmContributors": contributors})
 
 
 def _put_composite_alarm(self: Any) -> Any:
@@ -2253,9 +2806,12 @@ def adapt_cloudwatch_alarms() -> None:
     Wraps `CloudWatchBackend.put_metric_alarm` (validate, start INSUFFICIENT_DATA, keep state
     on update, evaluate), `put_metric_data` (evaluate the namespace's alarms), and
     `set_alarm_state` (a manual change acts like an evaluated one); adds the missing
-    `PutCompositeAlarm` and `DescribeAlarmHistory` actions. A state change publishes
-    CloudWatch's SNS message to the actions, emits "CloudWatch Alarm State Change" on the
-    default bus and re-judges composite alarms watching the alarm.
+    `PutCompositeAlarm`, `DescribeAlarmHistory` and `DescribeAlarmContributors` actions. A state
+    change publishes CloudWatch's SNS message to the actions, emits "CloudWatch Alarm State
+    Change" on the default bus and re-judges composite alarms watching the alarm. An alarm on a
+    Metrics Insights query with GROUP BY judges each series (contributor) on its own, and every
+    contributor change publishes to the actions and emits "CloudWatch Alarm Contributor State
+    Change" too.
     """
     from moto.cloudwatch.exceptions import InvalidFormat, ValidationError
     from moto.cloudwatch.models import CloudWatchBackend
@@ -2292,14 +2848,14 @@ def adapt_cloudwatch_alarms() -> None:
                 alarm.state_reason_data = previous.state_reason_data
                 alarm.state_updated_timestamp = previous.state_updated_timestamp
                 alarm.twin_history = getattr(previous, "twin_history", [])
+                alarm.twin_contributors = getattr(previous, "twin_contributors", {})
             else:
                 alarm.state_value = "INSUFFICIENT_DATA"
                 alarm.twin_history = []
             if alarm.rule is not None:
                 _change_alarm_state(self, alarm, *_evaluate_composite(self, alarm))
             else:
-                verdict = _evaluate_metric_alarm(self, alarm, datetime.now(UTC))
-                _change_alarm_state(self, alarm, *verdict)
+                _judge_metric_alarm(self, alarm, datetime.now(UTC))
         return alarm
 
     def put_and_evaluate(self: Any, namespace: str, metric_data: list[dict[str, Any]]) -> None:
@@ -2327,6 +2883,7 @@ def adapt_cloudwatch_alarms() -> None:
     _patch(CloudWatchBackend, "set_alarm_state", set_state_and_act)
     _patch(CloudWatchResponse, "describe_alarm_history", _describe_alarm_history)
     _patch(CloudWatchResponse, "put_composite_alarm", _put_composite_alarm)
+    _patch(CloudWatchResponse, "describe_alarm_contributors", _describe_alarm_contributors)
 
 
 def _number(value: Any) -> float | None:
