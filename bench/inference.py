@@ -56,7 +56,7 @@ if {digest!r}:
     serving = bundle.load_bundle(data, {digest!r})
 else:
     serving = bundle.load_archive(data)
-deployed = service.prepare(serving, 1)
+deployed = service.prepare(serving, 1, "bench")
 loaded = time.perf_counter()
 print(imported - started, loaded - imported)
 """

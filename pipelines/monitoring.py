@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pandas loads only where frames are built (the notifier neve
     import numpy.typing as npt
     import pandas as pd
 
-    from pipelines.drift import DriftReport
+    from pipelines.drift import DriftReport, DriftThresholds
 
 CAPTURE_PREFIX = "captures/"
 FEEDBACK_PREFIX = "feedback/"
@@ -46,6 +46,9 @@ FEEDBACK_REPORT_PREFIX = "reports/feedback/"
 BASELINE_PREFIX = "monitoring/baselines/"
 LATEST_REPORT = "latest.json"
 NAMESPACE = "Driftline"
+# Every model's drift as a multiple of its threshold (see `drift_score`): the one metric the
+# fleet drift alarm watches for models without alarms of their own.
+DRIFT_SCORE_METRIC = "DriftScore"
 MAX_BASELINE_ROWS = 50_000
 MAX_CURRENT_ROWS = 50_000
 # Newest capture objects a check reads: one object per request, so this bounds a check's time
@@ -360,6 +363,31 @@ class DriftMetrics:
     max_feature_psi: float | None = None
     drifted_share: float | None = None
     prediction_psi: float | None = None
+    drift_score: float | None = None
+
+
+def drift_score(
+    thresholds: DriftThresholds,
+    *,
+    max_feature_psi: float | None,
+    drifted_share: float | None,
+    prediction_psi: float | None,
+) -> float | None:
+    """The largest of the three drift statistics as a multiple of its threshold.
+
+    Above 1.0 exactly when one of the per-statistic drift alarms would fire, so one metric
+    (dimension `Model`) can stand for all three behind one alarm that watches every model.
+    """
+    ratios = [
+        value / limit
+        for value, limit in (
+            (max_feature_psi, thresholds.psi),
+            (drifted_share, thresholds.drifted_share),
+            (prediction_psi, thresholds.prediction_psi),
+        )
+        if value is not None and limit > 0
+    ]
+    return max(ratios) if ratios else None
 
 
 def _finite(value: float | None) -> float | None:
@@ -379,13 +407,21 @@ def drift_metrics(report: DriftReport) -> DriftMetrics:
     prediction_psi = None
     if report.prediction is not None and report.prediction.status != "insufficient_data":
         prediction_psi = _finite(report.prediction.psi)
+    max_feature_psi = max(feature_psi.values()) if feature_psi else None
+    drifted_share = report.drifted_share if report.features else None
     return DriftMetrics(
         samples=report.n_current,
         sufficient=True,
         feature_psi=feature_psi,
-        max_feature_psi=max(feature_psi.values()) if feature_psi else None,
-        drifted_share=report.drifted_share if report.features else None,
+        max_feature_psi=max_feature_psi,
+        drifted_share=drifted_share,
         prediction_psi=prediction_psi,
+        drift_score=drift_score(
+            report.thresholds,
+            max_feature_psi=max_feature_psi,
+            drifted_share=drifted_share,
+            prediction_psi=prediction_psi,
+        ),
     )
 
 

@@ -24,11 +24,13 @@ from driftline.commands.runs import registry_errors
 from driftline.errors import DriftlineError, UsageError
 from driftline.output import emit
 from functions.shared.endpoints import (
+    SHARED_ENDPOINT,
     EndpointRegistry,
     EndpointTarget,
     alias_version,
     parse_endpoint_targets,
     rollback,
+    rollback_shared,
 )
 
 ENDPOINTS_OUTPUT = "Endpoints"
@@ -111,13 +113,22 @@ def run(args: argparse.Namespace) -> int:
             client("dynamodb"), require_output(outputs, "EndpointsTableName", args.env)
         )
         command = args.endpoints_command
+        shared_url = outputs.get("SharedEndpointUrl")
+        dedicated = endpoint_targets(outputs, args.env)
         if command == "list":
             rows = [
                 endpoint_summary(registry, target, endpoint_urls(outputs).get(model))
-                for model, target in sorted(endpoint_targets(outputs, args.env).items())
+                for model, target in sorted(dedicated.items())
+            ]
+            rows += [
+                shared_summary(item, shared_url)
+                for item in registry.list_current()
+                if item.get("endpoint") == SHARED_ENDPOINT and item.get("model") not in dedicated
             ]
             emit(rows, as_json=args.json)
             return 0
+        if args.model not in dedicated and outputs.get("SharedEndpointFunction"):
+            return _run_shared(args, outputs, registry, shared_url)
         target = endpoint_target(outputs, args.env, args.model)
         if command == "show":
             document = endpoint_summary(registry, target, endpoint_urls(outputs).get(args.model))
@@ -140,6 +151,62 @@ def run(args: argparse.Namespace) -> int:
             result = invoke_deploy(outputs, args.env, args.model, args.version)
             emit(result, as_json=args.json)
     return 0
+
+
+def _run_shared(
+    args: argparse.Namespace,
+    outputs: Mapping[str, str],
+    registry: EndpointRegistry,
+    url: str | None,
+) -> int:
+    """show/history/rollback/deploy of a model served by the shared endpoint."""
+    command = args.endpoints_command
+    if command == "show":
+        current = registry.current(args.model)
+        if current is None:
+            raise UsageError(
+                f"model {args.model} has no endpoint in env {args.env!r}: it is served by the "
+                "shared endpoint once the pipeline deploys an approved version of it"
+            )
+        document = shared_summary(current, url) | {"current": current}
+        emit(document, as_json=args.json, rows=[_without(document, "current")])
+    elif command == "history":
+        records = registry.history(args.model, limit=args.limit)
+        emit(records, as_json=args.json, rows=[history_row(r) for r in records])
+    elif command == "rollback":
+        if args.to_version is not None:
+            raise UsageError(
+                "--to-version names a Lambda version of a dedicated endpoint; a model on the "
+                "shared endpoint rolls back to the version its current route replaced"
+            )
+        record = rollback_shared(registry, args.model, env=args.env, by=who())
+        emit(record, as_json=args.json, rows=[history_row(record)])
+    else:
+        emit(invoke_deploy(outputs, args.env, args.model, args.version), as_json=args.json)
+    return 0
+
+
+def shared_summary(current: Mapping[str, Any], url: str | None) -> dict[str, Any]:
+    """A shared-endpoint model's row: its route is the registry record itself."""
+    model = str(current.get("model"))
+    return {
+        "model": model,
+        "function": current.get("function_name"),
+        "live_version": "shared",
+        "model_version": current.get("model_version"),
+        "deployed_at": current.get("deployed_at"),
+        "deployed_by": current.get("deployed_by"),
+        "in_sync": True,
+        "url": f"{url.rstrip('/')}/models/{model}" if url else None,
+        **(
+            {
+                "canary_version": current["canary_model_version"],
+                "canary_weight": current.get("canary_weight"),
+            }
+            if current.get("canary_model_version") is not None
+            else {}
+        ),
+    }
 
 
 def endpoint_summary(

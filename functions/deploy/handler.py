@@ -19,6 +19,14 @@ the CLI, `{"registered": {"model", "version"}, "requested_by": "cli:<user>"}`. S
 
 A CodeDeploy deployment that fails or is stopped (its alarms fired) leaves `live` where it was;
 that outcome is recorded as `RolledBack` and raised as `DeploymentFailed`.
+
+A model with no dedicated endpoint (any model uploaded with its config, none shipped in
+`models/`) goes to the shared endpoint instead, with no stack change: steps 1-2 as above, then
+the model's Endpoints-table route is replaced (conditionally on the version it replaces). Under
+a canary or linear strategy the new version first takes a share of that model's traffic for
+each interval of the strategy, and the step watches the version's `ModelErrors` metric: any
+error removes the canary (`RolledBack`, `DeploymentFailed`), none promotes it. The first
+version of a model has nothing to protect and goes live at once.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
 
@@ -40,6 +49,7 @@ from functions.shared import storage
 from functions.shared.clients import client
 from functions.shared.endpoints import (
     MODEL_ENV,
+    SHARED_ENDPOINT,
     EndpointRegistry,
     EndpointTarget,
     alias_version,
@@ -50,6 +60,7 @@ from functions.shared.endpoints import (
 )
 from functions.shared.errors import TransientError, error_code, transient_aws_errors
 from functions.shared.registry import ModelRegistry
+from pipelines.monitoring import NAMESPACE
 
 logger = Logger()
 
@@ -72,6 +83,12 @@ CODEDEPLOY_UNAVAILABLE = frozenset(
         "404",
     }
 )
+# The shared endpoint's canary, per strategy: (share of the model's traffic, seconds watched).
+SHARED_CANARY_STEPS: Mapping[str, tuple[tuple[float, int], ...]] = {
+    "AllAtOnce": (),
+    "Canary10Percent5Minutes": ((0.1, 300),),
+    "Linear10PercentEvery1Minute": tuple((step / 10, 60) for step in range(1, 10)),
+}
 FINISHED = frozenset({"Succeeded", "Failed", "Stopped"})
 # The step's own status when its time ran out before CodeDeploy finished.
 UNCONFIRMED = "Unconfirmed"
@@ -100,6 +117,7 @@ class DeploySettings(BaseModel):
     models_table: str = Field(min_length=1)
     endpoints_table: str = Field(min_length=1)
     endpoints: dict[str, EndpointTarget]
+    shared_endpoint: str | None = None
     deployment_strategy: Strategy
     alias_shift: Literal["codedeploy", "direct"]
 
@@ -122,6 +140,7 @@ class DeploySettings(BaseModel):
             "ENDPOINTS_TABLE",
             "DEPLOYMENT_STRATEGY",
             "ALIAS_SHIFT",
+            "SHARED_ENDPOINT",
         )
         values: dict[str, Any] = {
             name.lower(): environ[f"DRIFTLINE_{name}"]
@@ -182,10 +201,11 @@ class Clients:
     lambda_: Any
     codedeploy: Any
     dynamodb: Any
+    cloudwatch: Any = None
 
     @classmethod
     def default(cls) -> Clients:
-        return cls(client("lambda"), client("codedeploy"), client("dynamodb"))
+        return cls(client("lambda"), client("codedeploy"), client("dynamodb"), client("cloudwatch"))
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -206,11 +226,13 @@ def deploy(
 ) -> dict[str, Any]:
     target = settings.endpoints.get(request.model)
     if target is None:
-        known = ", ".join(sorted(settings.endpoints)) or "none"
-        raise DeploymentRefused(
-            f"model {request.model} has no endpoint in env {settings.env} (endpoints: {known}); "
-            f"ship models/{request.model}.yaml and redeploy the Serving stack"
-        )
+        if settings.shared_endpoint is None:
+            known = ", ".join(sorted(settings.endpoints)) or "none"
+            raise DeploymentRefused(
+                f"model {request.model} has no endpoint in env {settings.env} "
+                f"(endpoints: {known}) and the env has no shared endpoint"
+            )
+        return deploy_shared(request, settings, clients, deadline=deadline, sleep=sleep)
     record = _approved_version(settings, clients, request)
     model_key = str(record["model_key"])
     serving_key, digest = _store_bundle(settings.artifacts_bucket, request, model_key)
@@ -279,6 +301,133 @@ def deploy(
         )
     logger.info("deployed", extra={"lambda_version": new_version, "shift": shift})
     return result | {"status": "Succeeded", "shift": shift, "deployment_id": deployment_id}
+
+
+def deploy_shared(
+    request: DeployRequest,
+    settings: DeploySettings,
+    clients: Clients,
+    *,
+    deadline: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Route `request.model`'s traffic on the shared endpoint to the new version."""
+    assert settings.shared_endpoint is not None
+    record = _approved_version(settings, clients, request)
+    model_key = str(record["model_key"])
+    serving_key, digest = _store_bundle(settings.artifacts_bucket, request, model_key)
+    registry = EndpointRegistry(clients.dynamodb, settings.endpoints_table)
+    current = registry.current(request.model) or {}
+    previous = current.get("model_version") if current.get("endpoint") == SHARED_ENDPOINT else None
+    previous_version = int(previous) if previous is not None else None
+    result: dict[str, Any] = {
+        "model": request.model,
+        "model_version": request.version,
+        "endpoint": SHARED_ENDPOINT,
+        "function_name": settings.shared_endpoint,
+        "previous_model_version": previous_version,
+        "strategy": settings.deployment_strategy,
+        "deployment_id": None,
+    }
+    if previous_version == request.version and current.get("serving_sha256") == digest:
+        return result | {"status": "AlreadyLive", "shift": "none"}
+    new = {"model_version": request.version, "serving_key": serving_key, "serving_sha256": digest}
+    entry = {
+        "env": settings.env,
+        "model": request.model,
+        "endpoint": SHARED_ENDPOINT,
+        "action": "deploy",
+        "shift": "registry",
+        "strategy": settings.deployment_strategy,
+        "model_key": model_key,
+        **new,
+        "previous_model_version": previous_version,
+        "previous_serving_key": current.get("serving_key") if previous_version else None,
+        "previous_serving_sha256": current.get("serving_sha256") if previous_version else None,
+        "function_name": settings.shared_endpoint,
+        "deployed_at": iso_now(),
+        "deployed_by": request.by,
+    }
+    steps = SHARED_CANARY_STEPS[settings.deployment_strategy] if previous_version else ()
+    for weight, seconds in steps:
+        failure = _watch_canary(
+            request,
+            settings,
+            clients,
+            registry,
+            new,
+            weight,
+            seconds,
+            previous_version,
+            deadline,
+            sleep,
+        )
+        if failure is not None:
+            registry.clear_canary(request.model)
+            registry.record(
+                entry | {"status": "RolledBack", "reason": failure}, becomes_current=False
+            )
+            raise DeploymentFailed(
+                f"canary of {request.model} model v{request.version} on the shared endpoint "
+                f"rolled back: {failure}; v{previous_version} keeps serving"
+            )
+    if not registry.replace_current(
+        request.model, entry | {"status": "Succeeded"}, expected_version=previous_version
+    ):
+        raise DeploymentFailed(
+            f"{request.model}: another deployment changed the shared endpoint's route while "
+            f"v{request.version} was deploying; nothing was overwritten (re-run the deploy)"
+        )
+    registry.record(entry | {"status": "Succeeded"}, becomes_current=False)
+    logger.info("deployed to the shared endpoint", extra={"previous": previous_version})
+    return result | {"status": "Succeeded", "shift": "registry"}
+
+
+def _watch_canary(
+    request: DeployRequest,
+    settings: DeploySettings,
+    clients: Clients,
+    registry: EndpointRegistry,
+    new: Mapping[str, Any],
+    weight: float,
+    seconds: int,
+    previous_version: int | None,
+    deadline: float,
+    sleep: Callable[[float], None],
+) -> str | None:
+    """Serve `weight` of the traffic from the new version for `seconds`; why it failed, or None."""
+    assert previous_version is not None
+    if time.monotonic() + seconds > deadline:
+        return f"the {settings.deployment_strategy} canary does not fit in this step's time"
+    if not registry.set_canary(request.model, new, weight, expected_version=previous_version):
+        return "another deployment changed the route meanwhile"
+    started = datetime.now(UTC)
+    waited = 0.0
+    while waited < seconds:
+        pause = min(POLL_SECONDS, seconds - waited)
+        sleep(pause)
+        waited += pause
+        errors = _model_errors(clients.cloudwatch, request.model, request.version, started)
+        if errors > 0:
+            return f"{errors:g} ModelErrors at {weight:.0%} of the traffic"
+    return None
+
+
+def _model_errors(cloudwatch: Any, model: str, version: int, since: datetime) -> float:
+    with transient_aws_errors(f"reading ModelErrors of {model} v{version}"):
+        response = cloudwatch.get_metric_statistics(
+            Namespace=NAMESPACE,
+            MetricName="ModelErrors",
+            Dimensions=[
+                {"Name": "Model", "Value": model},
+                {"Name": "ModelVersion", "Value": str(version)},
+            ],
+            StartTime=since - timedelta(minutes=1),
+            EndTime=datetime.now(UTC) + timedelta(minutes=1),
+            Period=60,
+            Statistics=["Sum"],
+        )
+    return float(sum(point.get("Sum", 0.0) for point in response.get("Datapoints", [])))
 
 
 def _approved_version(

@@ -35,6 +35,7 @@ from functions.shared.monitoring import (
 )
 from functions.shared.state import json_safe
 from pipelines.monitoring import (
+    DRIFT_SCORE_METRIC,
     MAX_CAPTURE_FILES,
     CaptureRecord,
     DriftMetrics,
@@ -262,6 +263,8 @@ def _publish(model: str, metrics: DriftMetrics, *, corrupt: int) -> None:
             values["DriftedShare"] = (metrics.drifted_share, MetricUnit.NoUnit)
         if metrics.prediction_psi is not None:
             values["PredictionPSI"] = (metrics.prediction_psi, MetricUnit.NoUnit)
+        if metrics.drift_score is not None:
+            values[DRIFT_SCORE_METRIC] = (metrics.drift_score, MetricUnit.NoUnit)
     publish_metrics({"Model": model}, values)
     for feature, psi in sorted(metrics.feature_psi.items()):
         publish_metrics(

@@ -7,6 +7,13 @@ Two transports, one request format:
   request document and the reply is the response document itself.
 A bare JSON list of rows is accepted as shorthand for `{"rows": [...]}` in both.
 
+The shared endpoint (see `functions/inference/service.py`) serves any deployed model by name:
+`POST /models/<model>` on its URL, or `{"model": "<model>", "rows": [...]}` on either
+transport. Its metrics carry the dimension `Model`; a model that fails to score answers 500
+`ModelError` and counts in `ModelErrors` (dimensions `Model`, `ModelVersion`), which the deploy
+step watches during a canary, instead of raising: one broken model must not count against
+the function every other model shares.
+
 Settings (environment, set by the Serving stack; the model ones by the deploy step):
 - `DRIFTLINE_EXTRA_FEATURES`: `ignore` (default) scores rows carrying keys the model does not
   take and lists those keys in `ignored_features`; `reject` answers 400 naming row and key;
@@ -33,12 +40,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.inference.routing import get_router, requested_model
 from functions.inference.schema import RequestError, check_rows, parse_body, request_rows
 from functions.inference.service import (
+    Deployed,
     InferenceSettings,
     capture,
     deployed_model,
@@ -47,9 +56,10 @@ from functions.inference.service import (
     sampled,
     score,
 )
+from pipelines.monitoring import NAMESPACE
 
 logger = Logger()
-metrics = Metrics(namespace="Driftline")
+metrics = Metrics(namespace=NAMESPACE)
 
 
 @metrics.log_metrics
@@ -58,11 +68,12 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     request_id = context.aws_request_id
     http = _is_function_url_event(event)
-    if not metrics.default_dimensions:
+    if settings.model_name is not None and not metrics.default_dimensions:
         metrics.set_default_dimensions(Model=settings.model_name)
     try:
         document = _url_request(event, settings) if http else event
-        response = _predict(document, settings, request_id)
+        path = str(event.get("rawPath") or "") if http else None
+        response = _predict(document, path, settings, request_id)
     except RequestError as error:
         metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
         logger.info("request refused", extra={"status": error.status, "error": error.to_dict()})
@@ -70,11 +81,34 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     return _http_response(response) if http else response
 
 
-def _predict(document: Any, settings: InferenceSettings, request_id: str) -> dict[str, Any]:
-    rows = request_rows(document, settings.limits)
-    deployed = deployed_model(settings)
+def _predict(
+    document: Any, path: str | None, settings: InferenceSettings, request_id: str
+) -> dict[str, Any]:
+    if settings.shared:
+        model = requested_model(document, path if path not in (None, "", "/") else None)
+        metrics.add_dimension(name="Model", value=model)
+        logger.append_keys(model=model)
+        rows = request_rows(document, settings.limits)
+        router = get_router(settings)
+        target = router.route(model).pick()
+        deployed = router.deployed(model, target)
+    else:
+        rows = request_rows(document, settings.limits)
+        deployed = deployed_model(settings)
     checked = check_rows(rows, deployed.schema, settings.limits)
-    scored = score(deployed, checked)
+    if settings.shared:
+        try:
+            scored = score(deployed, checked)
+        except Exception:
+            logger.exception("model failed to score", extra={"model_version": deployed.version})
+            _count_model_error(deployed)
+            raise RequestError(
+                f"model {deployed.model} v{deployed.version} failed to score the request",
+                status=500,
+                code="ModelError",
+            ) from None
+    else:
+        scored = score(deployed, checked)
     metrics.add_metric(name="PredictedRows", unit=MetricUnit.Count, value=len(checked))
     if sampled(settings.capture_sample_rate):
         try:
@@ -82,7 +116,16 @@ def _predict(document: Any, settings: InferenceSettings, request_id: str) -> dic
         except Exception:  # a lost capture must never cost the caller their prediction
             logger.exception("capture failed")
             metrics.add_metric(name="CaptureFailures", unit=MetricUnit.Count, value=1)
-    return response_document(settings, deployed, checked, scored, request_id)
+    return response_document(deployed, checked, scored, request_id)
+
+
+def _count_model_error(deployed: Deployed) -> None:
+    """`ModelErrors` per model version: what a canary of that version is judged on."""
+    with single_metric(
+        name="ModelErrors", unit=MetricUnit.Count, value=1, namespace=NAMESPACE
+    ) as metric:
+        metric.add_dimension(name="Model", value=deployed.model)
+        metric.add_dimension(name="ModelVersion", value=str(deployed.version))
 
 
 def _is_function_url_event(event: Any) -> bool:

@@ -35,11 +35,11 @@ PORT = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 
 
-def load_model_dir(model_dir: Path) -> Deployed:
+def load_model_dir(model_dir: Path, model: str) -> Deployed:
     """The archive and its version from SageMaker's model directory."""
     version = json.loads((model_dir / "version.json").read_text(encoding="utf-8"))
     serving = load_archive((model_dir / "model.zip").read_bytes())
-    return prepare(serving, int(version["model_version"]))
+    return prepare(serving, int(version["model_version"]), model)
 
 
 def answer(body: bytes, settings: InferenceSettings, deployed: Deployed) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def answer(body: bytes, settings: InferenceSettings, deployed: Deployed) -> dict
                 capture(settings, deployed, checked, scored, request_id)
             except Exception as error:  # a lost capture must never cost the caller an answer
                 print(f"capture failed: {error}", file=sys.stderr)
-        return response_document(settings, deployed, checked, scored, request_id)
+        return response_document(deployed, checked, scored, request_id)
     except RequestError as error:
         return {"status": error.status, "request_id": request_id, "error": error.to_dict()}
 
@@ -93,7 +93,12 @@ def make_server(
 
 def main() -> None:
     settings = InferenceSettings.from_environ(os.environ)
-    server = make_server(settings, load_model_dir(MODEL_DIR), host=ALL_INTERFACES, port=PORT)
+    server = make_server(
+        settings,
+        load_model_dir(MODEL_DIR, settings.model_name or ""),
+        host=ALL_INTERFACES,
+        port=PORT,
+    )
     server.serve_forever()
 
 

@@ -1,10 +1,15 @@
 """Score checked rows with the deployed model version and capture a sample of the traffic.
 
-The settings come from the environment of the *published Lambda version* being invoked: the
-deploy step writes the model version, its archive key and its serving bundle (key + digest)
-before publishing, so a version always serves the model it was deployed with, and rolling the
-`live` alias back to an older version brings its model back too. The model is loaded once per
-execution environment and kept.
+Two kinds of endpoint run this code:
+- a *dedicated* endpoint (one function per model shipped in `models/`): the settings come from
+  the environment of the *published Lambda version* being invoked. The deploy step writes the
+  model version, its archive key and its serving bundle (key + digest) before publishing, so a
+  version always serves the model it was deployed with, and rolling the `live` alias back to an
+  older version brings its model back too. The model is loaded once per execution environment;
+- the *shared* endpoint (no `DRIFTLINE_MODEL_NAME`, a `DRIFTLINE_ENDPOINTS_TABLE`): it serves
+  any model the pipeline deployed to it, by name, routing each request with the model's
+  Endpoints-table record (see `functions/inference/routing.py`). No redeploy is needed for a
+  new model, and a model that is never called costs nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ class SettingsError(RuntimeError):
 @dataclass(frozen=True)
 class InferenceSettings:
     env: str
-    model_name: str
+    model_name: str | None
     artifacts_bucket: str
     capture_sample_rate: float
     limits: Limits
@@ -45,6 +50,14 @@ class InferenceSettings:
     model_key: str | None
     bundle_key: str | None
     bundle_sha256: str | None
+    endpoints_table: str | None = None
+    route_ttl_seconds: float = 10.0
+    model_cache_size: int = 8
+
+    @property
+    def shared(self) -> bool:
+        """Whether this function serves any deployed model by name (the shared endpoint)."""
+        return self.model_name is None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> InferenceSettings:
@@ -87,9 +100,16 @@ class InferenceSettings:
                 f"environment variables {PREFIX}SERVING_KEY and {PREFIX}SERVING_SHA256 "
                 "must be set together"
             )
+        model_name = optional("MODEL_NAME")
+        endpoints_table = optional("ENDPOINTS_TABLE")
+        if model_name is None and endpoints_table is None:
+            raise SettingsError(
+                f"environment variable {PREFIX}MODEL_NAME (a dedicated endpoint) or "
+                f"{PREFIX}ENDPOINTS_TABLE (the shared endpoint) must be set"
+            )
         return cls(
             env=required("ENV"),
-            model_name=required("MODEL_NAME"),
+            model_name=model_name,
             artifacts_bucket=required("ARTIFACTS_BUCKET"),
             capture_sample_rate=number("CAPTURE_SAMPLE_RATE", 0.0, 0.0, 1.0),
             limits=Limits(
@@ -103,6 +123,9 @@ class InferenceSettings:
             model_key=optional("MODEL_KEY"),
             bundle_key=bundle_key,
             bundle_sha256=bundle_sha256,
+            endpoints_table=endpoints_table,
+            route_ttl_seconds=number("ROUTE_TTL_SECONDS", 10.0, 0.0, 3600.0),
+            model_cache_size=int(number("MODEL_CACHE_SIZE", 8, 1, 256)),
         )
 
 
@@ -113,8 +136,9 @@ def get_settings() -> InferenceSettings:
 
 @dataclass(frozen=True)
 class Deployed:
-    """The model this function version serves, with its schema prepared once."""
+    """A model version ready to serve, with its schema prepared once."""
 
+    model: str
     version: int
     serving: ServingModel
     schema: FeatureSchema
@@ -133,7 +157,7 @@ def _load(bucket: str, model_key: str | None, bundle_key: str | None, digest: st
 
 
 def deployed_model(settings: InferenceSettings) -> Deployed:
-    """The deployed model, loaded on first use; 503 while no model version was deployed."""
+    """The dedicated endpoint's model, loaded on first use; 503 while none was deployed."""
     if settings.model_version is None or (
         settings.model_key is None and settings.bundle_key is None
     ):
@@ -151,15 +175,17 @@ def _deployed(settings: InferenceSettings) -> Deployed:
     serving: ServingModel = _load(
         settings.artifacts_bucket, settings.model_key, settings.bundle_key, settings.bundle_sha256
     )
-    assert settings.model_version is not None
-    return prepare(serving, settings.model_version)
+    assert settings.model_version is not None and settings.model_name is not None
+    return prepare(serving, settings.model_version, settings.model_name)
 
 
-def prepare(serving: ServingModel, version: int) -> Deployed:
+def prepare(serving: ServingModel, version: int, model: str) -> Deployed:
     """A loaded model with its schema worked out once, ready to score requests."""
     schema = FeatureSchema.from_metadata(serving.metadata)
     all_numeric = all(schema.kind(name) != "categorical" for name in schema.features)
-    return Deployed(version=version, serving=serving, schema=schema, all_numeric=all_numeric)
+    return Deployed(
+        model=model, version=version, serving=serving, schema=schema, all_numeric=all_numeric
+    )
 
 
 @dataclass(frozen=True)
@@ -213,12 +239,12 @@ def score(deployed: Deployed, checked: CheckedRows) -> Scored:
 
 
 def response_document(
-    settings: InferenceSettings, deployed: Deployed, checked: CheckedRows, scored: Scored, rid: str
+    deployed: Deployed, checked: CheckedRows, scored: Scored, rid: str
 ) -> dict[str, Any]:
     document: dict[str, Any] = {
         "status": 200,
         "request_id": rid,
-        "model": settings.model_name,
+        "model": deployed.model,
         "model_version": deployed.version,
         "predictions": scored.predictions,
     }
@@ -240,7 +266,6 @@ def capture_key(model: str, at: datetime, request_id: str) -> str:
 
 
 def capture_lines(
-    settings: InferenceSettings,
     deployed: Deployed,
     checked: CheckedRows,
     scored: Scored,
@@ -256,7 +281,7 @@ def capture_lines(
             "row": index,
             "features": row,
             "prediction": scored.predictions[index],
-            "model": settings.model_name,
+            "model": deployed.model,
             "model_version": deployed.version,
             "timestamp": timestamp,
         }
@@ -279,14 +304,17 @@ def capture(
     from functions.shared import storage
 
     at = datetime.now(UTC)
-    key = capture_key(settings.model_name, at, request_id)
-    body = capture_lines(settings, deployed, checked, scored, request_id, at)
+    key = capture_key(deployed.model, at, request_id)
+    body = capture_lines(deployed, checked, scored, request_id, at)
     storage.put_bytes(settings.artifacts_bucket, key, body.encode("utf-8"), "application/x-ndjson")
     return key
 
 
 def reset() -> None:
     """Forget settings and loaded models (tests change the environment between cases)."""
+    from functions.inference import routing
+
     get_settings.cache_clear()
     _deployed.cache_clear()
     _load.cache_clear()
+    routing.reset()

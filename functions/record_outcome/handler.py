@@ -1,5 +1,9 @@
 """Record a run's final status (Succeeded, Rejected or Failed) and compose its notification.
 
+A Succeeded run also says whether its model serves: `deployment_status` is `Deployed` (with the
+endpoint) or `NotDeployed` (with `deployment_reason`, e.g. awaiting manual approval), in the run
+record, the notification's subject and body, and the exit code of `driftline runs show`.
+
 Used on all three ends of the state machine: after Register (`$.registered`), after a gate
 rejection (`$.gate.passed == false`) and from the catch-all (`$.error`). A failure wins over
 everything else, because a step can fail after the gate passed. The run record is created if
@@ -8,6 +12,7 @@ Prepare never got to it, so every execution leaves a run behind. Only light impo
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -97,12 +102,56 @@ def cause_and_message(state: OutcomeState, status: Status) -> tuple[str, str]:
         body.insert(
             0, f"Registered: {registered.model} v{registered.version} ({registered.status})"
         )
+        deployment = deployment_outcome(state)
+        if deployment is not None and deployment[0] == "Deployed":
+            body.insert(1, f"Deployed: {deployment[1]}")
+        elif deployment is not None:
+            body.insert(1, f"NOT deployed: {deployment[1]}")
+            cause = f"{cause}; not deployed: {deployment[1]}"
         if registered.status == "PendingApproval":
             body.append(
                 f"Approve with: driftline models approve {registered.model} "
                 f"--version {registered.version}"
             )
     return cause.replace("\n", " "), "\n".join([*header, *body]) + "\n"
+
+
+def deployment_outcome(state: OutcomeState) -> tuple[str, str] | None:
+    """(`Deployed` | `NotDeployed`, what it means) for a registered model; None otherwise."""
+    if state.registered is None or state.error is not None:
+        return None
+    registered, deployment = state.registered, state.deployment or {}
+    if deployment.get("status") in ("Succeeded", "AlreadyLive"):
+        endpoint = deployment.get("endpoint") or "its own"
+        return (
+            "Deployed",
+            f"{registered.model} v{registered.version} serves on the {endpoint} endpoint",
+        )
+    reason = _refusal(deployment) or "the Deploy step did not report a deployment"
+    return "NotDeployed", reason
+
+
+def _refusal(deployment: dict[str, Any]) -> str | None:
+    """The one-line reason of a caught Deploy error (`Cause` holds the Lambda error JSON)."""
+    cause = deployment.get("Cause")
+    if not cause:
+        return None
+    try:
+        detail = json.loads(cause)
+    except (TypeError, json.JSONDecodeError):
+        return str(cause).splitlines()[0]
+    message = detail.get("errorMessage") if isinstance(detail, dict) else None
+    return str(message or cause).splitlines()[0]
+
+
+def subject_of(status: Status, deployment: tuple[str, str] | None) -> str:
+    if status == "Failed":
+        return "Driftline run failed"
+    if status == "Rejected":
+        return "Driftline model rejected by the gate"
+    if deployment is not None and deployment[0] == "Deployed":
+        return "Driftline model registered and deployed"
+    return "Driftline model registered, NOT deployed"
 
 
 def _seconds_between(start: str, end: str) -> float | None:
@@ -130,7 +179,17 @@ def run(state: OutcomeState) -> dict[str, str]:
         fields["duration_total"] = total
     if status == "Failed":
         fields["failed_step"] = failed_step(state)
+    deployment = deployment_outcome(state)
+    if deployment is not None:
+        fields["deployment_status"], fields["deployment_reason"] = deployment
+        if state.deployment and state.deployment.get("endpoint"):
+            fields["endpoint"] = state.deployment["endpoint"]
     runs.update_run(state.run.id, fields)
     log = logger.error if status == "Failed" else logger.info
-    log("run finished", extra={"status": status, "cause": cause})
-    return {"status": status, "message": message, "cause": cause}
+    log("run finished", extra={"status": status, "cause": cause, "deployment": deployment})
+    return {
+        "status": status,
+        "message": message,
+        "cause": cause,
+        "subject": subject_of(status, deployment),
+    }

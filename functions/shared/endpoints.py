@@ -8,7 +8,14 @@ Endpoints table, per model (model name = dataset name = endpoint name):
 Each record names the env, the model version, the Lambda version `live` points at, the Lambda
 version (and model version) it replaced, when, by whom (an execution ARN or `cli:<user>`), the
 action (`deploy` or `rollback`), how traffic moved (`codedeploy` or `direct`) and the outcome.
-The Lambda alias is the source of truth for what serves; the registry is its audited history.
+For a dedicated endpoint the Lambda alias is the source of truth for what serves and the
+registry is its audited history.
+
+A model without a dedicated endpoint is served by the shared endpoint (`endpoint: "shared"`,
+`shift: "registry"`): there the `current` item *is* the routing, so it is only ever written
+conditionally on the version it replaces (two racing deploys cannot both win), and during a
+canary it also carries `canary_model_version`, `canary_serving_key`, `canary_serving_sha256`
+and `canary_weight` (see `functions/inference/routing.py`).
 
 The deploy handler and the CLI (`driftline endpoints ...`) both use this module, each with its
 own clients; the table comes from the stack outputs / the function's environment.
@@ -28,6 +35,7 @@ from functions.shared.errors import error_code, transient_aws_errors
 from functions.shared.registry import RegistryError, _Table, to_attributes
 
 LIVE_ALIAS = "live"
+SHARED_ENDPOINT = "shared"
 CURRENT_SK = "current"
 HISTORY_PREFIX = "deployment#"
 MODEL_ENV = {
@@ -148,6 +156,72 @@ class EndpointRegistry(_Table):
             )
         return item
 
+    def replace_current(
+        self, model: str, item: Mapping[str, Any], *, expected_version: int | None
+    ) -> bool:
+        """Make `item` the shared endpoint's `current` route if it still serves
+        `expected_version` (None: nothing deployed yet). False when another writer won."""
+        condition, values = _current_is(expected_version)
+        try:
+            self._call(
+                "put_item",
+                Item=to_attributes({**item, "pk": endpoint_pk(model), "sk": CURRENT_SK}),
+                ConditionExpression=condition,
+                **({"ExpressionAttributeValues": to_attributes(values)} if values else {}),
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def set_canary(
+        self, model: str, canary: Mapping[str, Any], weight: float, *, expected_version: int
+    ) -> bool:
+        """Send `weight` of the shared endpoint's traffic for `model` to `canary`."""
+        condition, values = _current_is(expected_version)
+        try:
+            self._call(
+                "update_item",
+                Key=to_attributes({"pk": endpoint_pk(model), "sk": CURRENT_SK}),
+                UpdateExpression=(
+                    "SET canary_model_version = :cv, canary_serving_key = :ck, "
+                    "canary_serving_sha256 = :cd, canary_weight = :cw"
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=to_attributes(
+                    {
+                        **values,
+                        ":cv": canary["model_version"],
+                        ":ck": canary["serving_key"],
+                        ":cd": canary["serving_sha256"],
+                        ":cw": weight,
+                    }
+                ),
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def clear_canary(self, model: str) -> None:
+        self._call(
+            "update_item",
+            Key=to_attributes({"pk": endpoint_pk(model), "sk": CURRENT_SK}),
+            UpdateExpression=(
+                "REMOVE canary_model_version, canary_serving_key, canary_serving_sha256, "
+                "canary_weight"
+            ),
+            ConditionExpression="attribute_exists(pk)",
+        )
+
+
+def _current_is(version: int | None) -> tuple[str, dict[str, Any]]:
+    if version is None:
+        return "attribute_not_exists(pk) OR attribute_not_exists(model_version)", {}
+    return "model_version = :expected", {":expected": version}
+
 
 # --- the Lambda side: what a version serves, where the alias points -----------------------
 
@@ -251,3 +325,34 @@ def rollback(
         "deployed_by": by,
     }
     return registry.record(entry, becomes_current=True)
+
+
+def rollback_shared(registry: EndpointRegistry, model: str, *, env: str, by: str) -> dict[str, Any]:
+    """Route a shared-endpoint model back to the version its current route replaced."""
+    current = registry.current(model)
+    if current is None or current.get("endpoint") != SHARED_ENDPOINT:
+        raise RegistryError(f"model {model} is not served by the shared endpoint")
+    previous = current.get("previous_model_version")
+    key, digest = current.get("previous_serving_key"), current.get("previous_serving_sha256")
+    if previous is None or not key or not digest:
+        raise RegistryError(f"endpoint {model} has no previous version to roll back to")
+    entry = {
+        "env": env,
+        "model": model,
+        "endpoint": SHARED_ENDPOINT,
+        "action": "rollback",
+        "status": "Succeeded",
+        "shift": "registry",
+        "model_version": int(previous),
+        "serving_key": key,
+        "serving_sha256": digest,
+        "previous_model_version": current.get("model_version"),
+        "previous_serving_key": current.get("serving_key"),
+        "previous_serving_sha256": current.get("serving_sha256"),
+        "function_name": current.get("function_name"),
+        "deployed_at": iso_now(),
+        "deployed_by": by,
+    }
+    if not registry.replace_current(model, entry, expected_version=int(current["model_version"])):
+        raise RegistryError(f"endpoint {model} changed while rolling back; nothing was changed")
+    return registry.record(entry, becomes_current=False)

@@ -152,6 +152,8 @@ class OutcomeState(StartInput):
     evaluation: Evaluated | None = None
     gate: GateResult | None = None
     registered: Registered | None = None
+    # The Deploy step's result, or the Error/Cause of its refusal (caught, the run goes on).
+    deployment: dict[str, Any] | None = None
     error: Failure | None = None
 
 

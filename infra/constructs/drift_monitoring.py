@@ -11,6 +11,16 @@
                                                                    └──► drift notifier ─► SNS
                                                                         (features + report)
 
+Models shipped in `models/` get the alarm set above, wired at synth. Every other model (a
+dataset uploaded with its config, served by the shared endpoint) is watched by one fleet drift
+alarm instead, so a new model needs no stack change: a CloudWatch Metrics Insights alarm over
+`SELECT MAX(DriftScore) ... GROUP BY Model` (the monitor's largest drift statistic as a multiple
+of its threshold), where every model is a contributor judged on its own. Each contributor that
+goes to ALARM emits its own "CloudWatch Alarm Contributor State Change" event naming the model,
+even while another model keeps the alarm in ALARM, and those events drive the same notifier
+and retrain functions. (Metric math over `SEARCH` cannot back an alarm, and an alarm per model
+made from the registry at deploy time would need a redeploy for every new model.)
+
 Alarm periods follow the drift check schedule; a drift alarm fires when one of the last two
 periods breaches (a check landing just after a period boundary must not make it flap) and
 treats missing data (no check, or too few rows to publish) as not breaching.
@@ -43,6 +53,7 @@ from infra.nag import acknowledge
 from pipelines.model_config import ModelConfigError, load_model_config
 from pipelines.monitoring import (
     CAPTURE_PREFIX,
+    DRIFT_SCORE_METRIC,
     FEEDBACK_PREFIX,
     NAMESPACE,
     LiveMetricAlarm,
@@ -56,6 +67,7 @@ FEEDBACK_LOOKBACK_DAYS = 7
 LIVE_METRIC_PERIOD = Duration.hours(1)
 MAX_EVALUATION_SECONDS = 24 * 60 * 60
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+CONTRIBUTOR_STATE_CHANGE = "CloudWatch Alarm Contributor State Change"
 
 
 @dataclass(frozen=True)
@@ -277,6 +289,83 @@ class DriftMonitoring(Construct):
                         )
                     ],
                 )
+
+        self.fleet_drift_alarm = self._fleet_alarm([model.name for model in models], topic)
+        model_of_contributor = events.EventField.from_path(
+            "$.detail.alarmContributor.attributes.Model"
+        )
+        self.fleet_notify_rule = events.Rule(
+            self,
+            "NotifyFleetDrift",
+            description="Name the drifted features of any model the fleet drift alarm flags",
+            event_pattern=_contributor_went_to_alarm(self.fleet_drift_alarm),
+            targets=[
+                target(
+                    notifier,
+                    events.RuleTargetInput.from_object(
+                        {
+                            "model": model_of_contributor,
+                            "alarm": events.EventField.from_path("$.detail.alarmName"),
+                            "state": events.EventField.from_path("$.detail.state.value"),
+                            "previous_state": events.EventField.from_path(
+                                "$.detail.previousState.value"
+                            ),
+                            "reason": events.EventField.from_path("$.detail.state.reason"),
+                            "time": events.EventField.time,
+                        }
+                    ),
+                )
+            ],
+        )
+        self.fleet_retrain_rule = events.Rule(
+            self,
+            "RetrainOnFleetDrift",
+            description="Retrain any model the fleet drift alarm flags",
+            event_pattern=_contributor_went_to_alarm(self.fleet_drift_alarm),
+            targets=[
+                target(
+                    retrain,
+                    events.RuleTargetInput.from_object(
+                        {
+                            "model": model_of_contributor,
+                            "cause": "alarm",
+                            "alarm": events.EventField.from_path("$.detail.alarmName"),
+                            "reason": events.EventField.from_path("$.detail.state.reason"),
+                        }
+                    ),
+                )
+            ],
+        )
+
+    def _fleet_alarm(self, own_alarms: Sequence[str], topic: sns.ITopic) -> cloudwatch.Alarm:
+        """One alarm for every model without alarms of its own, a contributor per model."""
+        excluded = "".join(f" AND Model != '{name}'" for name in sorted(own_alarms))
+        where = f" WHERE{excluded.removeprefix(' AND')}" if excluded else ""
+        period_s = int(self.check_period.to_seconds())
+        # Model names are checked in the Serving stack (letters, digits, _.-): no quoting issue.
+        statement = f'SELECT MAX({DRIFT_SCORE_METRIC}) FROM SCHEMA("{NAMESPACE}", Model)'  # noqa: S608
+        query = cloudwatch.MathExpression(
+            expression=f"{statement}{where} GROUP BY Model",
+            period=self.check_period,
+            using_metrics={},
+            label="drift score per model (1 = threshold)",
+        )
+        alarm = query.create_alarm(
+            self,
+            "FleetDriftAlarm",
+            alarm_description=(
+                "A model without alarms of its own drifted: its largest drift statistic is over "
+                "its threshold (DriftScore > 1); see reports/drift/<model>/latest.json"
+            ),
+            threshold=1.0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=2 if 2 * period_s <= MAX_EVALUATION_SECONDS else 1,
+            datapoints_to_alarm=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+        alarm.add_ok_action(cloudwatch_actions.SnsAction(topic))
+        return alarm
 
     # -- functions ----------------------------------------------------------------------------
 
@@ -502,6 +591,15 @@ def _alarm_went_to_alarm(alarms: Sequence[cloudwatch.IAlarm]) -> events.EventPat
         source=["aws.cloudwatch"],
         detail_type=[ALARM_STATE_CHANGE],
         resources=[alarm.alarm_arn for alarm in alarms],
+        detail={"state": {"value": ["ALARM"]}},
+    )
+
+
+def _contributor_went_to_alarm(alarm: cloudwatch.IAlarm) -> events.EventPattern:
+    return events.EventPattern(
+        source=["aws.cloudwatch"],
+        detail_type=[CONTRIBUTOR_STATE_CHANGE],
+        resources=[alarm.alarm_arn],
         detail={"state": {"value": ["ALARM"]}},
     )
 

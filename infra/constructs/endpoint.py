@@ -11,8 +11,15 @@ again: the bootstrap version's properties never change, so later stack updates (
 new settings) leave `live` where the deploy step put it. A new image reaches `live` with the
 next model deployment, which publishes $LATEST.
 
+`SharedEndpoint` serves every other model: one function running the same code and image with
+no model of its own, routing each request by model name through the Endpoints table (see
+`functions/inference/routing.py`). A model uploaded with its config is served as soon as the
+pipeline deploys it, with no stack change and no idle compute. Its `live` alias follows the
+function's code (`currentVersion`), shifted by CodeDeploy outside the twin like the dedicated
+endpoints; model versions are canaried per model by the deploy step instead.
+
 `EndpointDeployer` is the pipeline's `Deploy` step (`functions/deploy`), allowed to change only
-these functions and their deployment groups.
+these functions and their deployment groups, and the shared endpoint's routes.
 """
 
 from __future__ import annotations
@@ -36,6 +43,10 @@ from infra.constructs.functions import DriftlineFunction
 from infra.nag import PatternAcknowledgement, acknowledge
 
 LIVE_ALIAS = "live"
+# How stale a warm shared endpoint's view of a model's route may be, and how many models one
+# execution environment keeps loaded.
+SHARED_ROUTE_TTL_SECONDS = 10
+SHARED_MODEL_CACHE_SIZE = 8
 DEPLOYMENT_CONFIGS: Mapping[str, codedeploy.ILambdaDeploymentConfig] = {
     "AllAtOnce": codedeploy.LambdaDeploymentConfig.ALL_AT_ONCE,
     "Canary10Percent5Minutes": codedeploy.LambdaDeploymentConfig.CANARY_10_PERCENT_5_MINUTES,
@@ -68,6 +79,12 @@ SERVING_ACKNOWLEDGEMENTS: tuple[PatternAcknowledgement, ...] = (
         construct_path=r"Driftline-\w+-Serving/\w+Serverless/Role/DefaultPolicy/Resource",
         reason="SageMaker names an endpoint's log group /aws/sagemaker/Endpoints/<endpoint name> "
         "after a name CloudFormation generates, so the role gets that log-group prefix",
+    ),
+    PatternAcknowledgement(
+        rule=rf"AwsSolutions-IAM5\[Resource::{_BUCKET_ARN}/(models/\*/serving|captures)/\*\]",
+        construct_path=r"Driftline-\w+-Serving/SharedEndpoint/Inference/Role/DefaultPolicy/Resource",
+        reason="The shared endpoint serves any deployed model: it reads only serving bundles "
+        "(models/<model>/v<version>/serving/*) and writes only captures (captures/<model>/*)",
     ),
     PatternAcknowledgement(
         rule=rf"AwsSolutions-IAM5\[Resource::{_BUCKET_ARN}/models/\*/serving/\*\]",
@@ -211,6 +228,105 @@ class InferenceEndpoint(Construct):
             )
 
 
+class SharedEndpoint(Construct):
+    """The endpoint of every model without a dedicated one: routes by model name."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        artifacts_bucket: s3.IBucket,
+        endpoints_table: dynamodb.ITable,
+        settings: EndpointSettings,
+        deployment_config: codedeploy.ILambdaDeploymentConfig | None,
+        application: codedeploy.ILambdaApplication | None,
+        alarm_topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        runtime = DriftlineFunction(
+            self,
+            "Inference",
+            handler_module="inference",
+            description="Driftline shared inference endpoint: serves any deployed model by name",
+            environment={
+                "DRIFTLINE_ENV": settings.env_name,
+                "DRIFTLINE_ENDPOINTS_TABLE": endpoints_table.table_name,
+                "DRIFTLINE_ARTIFACTS_BUCKET": artifacts_bucket.bucket_name,
+                "DRIFTLINE_CAPTURE_SAMPLE_RATE": f"{settings.capture_sample_rate:g}",
+                "DRIFTLINE_EXTRA_FEATURES": settings.extra_features,
+                "DRIFTLINE_MAX_ROWS": str(settings.max_rows),
+                "DRIFTLINE_MAX_PAYLOAD_BYTES": str(settings.max_payload_bytes),
+                "DRIFTLINE_ROUTE_TTL_SECONDS": str(SHARED_ROUTE_TTL_SECONDS),
+                "DRIFTLINE_MODEL_CACHE_SIZE": str(SHARED_MODEL_CACHE_SIZE),
+            },
+            log_retention=settings.log_retention,
+            removal_policy=settings.removal_policy,
+            memory_mb=settings.memory_mb,
+            timeout_seconds=30,
+        )
+        self.function: lambda_.Function = runtime.function
+        artifacts_bucket.grant_read(self.function, "models/*/serving/*")
+        artifacts_bucket.grant_put(self.function, "captures/*")
+        endpoints_table.grant_read_data(self.function)
+        self.alias = lambda_.Alias(
+            self,
+            "Live",
+            alias_name=LIVE_ALIAS,
+            version=self.function.current_version,
+            description="the shared endpoint's code; models are routed through the registry",
+        )
+        self.url = self.alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+        self.error_alarm = cloudwatch.Alarm(
+            self,
+            "ErrorsAlarm",
+            alarm_description="shared endpoint: invocations failed (live alias, 2 minutes); "
+            "a model that fails to score counts in ModelErrors instead",
+            metric=self.alias.metric_errors(period=Duration.minutes(1), statistic="Sum"),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.latency_alarm = cloudwatch.Alarm(
+            self,
+            "LatencyAlarm",
+            alarm_description=(
+                f"shared endpoint: p99 duration above {settings.latency_p99_ms} ms "
+                "(live alias, 2 minutes)"
+            ),
+            metric=self.alias.metric_duration(period=Duration.minutes(1), statistic="p99"),
+            threshold=settings.latency_p99_ms,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        for alarm in (self.error_alarm, self.latency_alarm):
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
+        self.deployment_group: codedeploy.LambdaDeploymentGroup | None = None
+        if deployment_config is not None and application is not None:
+            self.deployment_group = codedeploy.LambdaDeploymentGroup(
+                self,
+                "Deployment",
+                application=application,
+                alias=self.alias,
+                deployment_config=deployment_config,
+                alarms=[self.error_alarm, self.latency_alarm],
+                auto_rollback=codedeploy.AutoRollbackConfig(
+                    failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
+                ),
+            )
+            acknowledge(
+                self.deployment_group.role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSCodeDeployRoleForLambdaLimited]",
+                "CodeDeploy's own service role for Lambda traffic shifting; the Limited policy "
+                "only reads alarms and updates aliases of the deployment's function",
+            )
+
+
 class EndpointDeployer(Construct):
     """The `Deploy` step: publishes a model into an endpoint and moves its `live` alias."""
 
@@ -220,6 +336,7 @@ class EndpointDeployer(Construct):
         construct_id: str,
         *,
         endpoints: Sequence[InferenceEndpoint],
+        shared_endpoint: SharedEndpoint | None,
         artifacts_bucket: s3.IBucket,
         models_table: dynamodb.ITable,
         endpoints_table: dynamodb.ITable,
@@ -260,6 +377,11 @@ class EndpointDeployer(Construct):
                 "DRIFTLINE_ENDPOINTS": Stack.of(self).to_json_string(targets),
                 "DRIFTLINE_DEPLOYMENT_STRATEGY": deployment_strategy,
                 "DRIFTLINE_ALIAS_SHIFT": alias_shift,
+                **(
+                    {"DRIFTLINE_SHARED_ENDPOINT": shared_endpoint.function.function_name}
+                    if shared_endpoint is not None
+                    else {}
+                ),
             },
             log_retention=log_retention,
             removal_policy=removal_policy,
@@ -271,6 +393,18 @@ class EndpointDeployer(Construct):
         artifacts_bucket.grant_put(self.function, "models/*/serving/*")
         models_table.grant_read_data(self.function)
         endpoints_table.grant_read_write_data(self.function)
+        if shared_endpoint is not None:
+            # A shared-endpoint canary is judged on its version's ModelErrors metric.
+            statement = iam.PolicyStatement(
+                actions=["cloudwatch:GetMetricStatistics"], resources=["*"]
+            )
+            self.function.add_to_role_policy(statement)
+            acknowledge(
+                runtime.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "cloudwatch:GetMetricStatistics supports no resource-level permissions; the "
+                "deploy step reads the canary version's ModelErrors metric",
+            )
 
         function_arns = [endpoint.function.function_arn for endpoint in endpoints]
         if function_arns:

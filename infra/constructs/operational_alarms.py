@@ -20,7 +20,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.constructs.drift_monitoring import DriftMonitoring, construct_name
-from pipelines.monitoring import NAMESPACE
+from pipelines.monitoring import DRIFT_SCORE_METRIC, NAMESPACE
 
 OPERATIONS_PERIOD = Duration.minutes(5)
 
@@ -197,6 +197,41 @@ def dashboard_rows(
                 ),
             ]
         )
+    rows.append(
+        [
+            cloudwatch.GraphWidget(
+                title="Drift score per model (fleet drift alarm; 1 = threshold)",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression=(
+                            f"SEARCH('{{{NAMESPACE},Model}} MetricName=\"{DRIFT_SCORE_METRIC}\"', "
+                            f"'Maximum', {int(check.to_seconds())})"
+                        ),
+                        using_metrics={},
+                        label="",
+                        period=check,
+                    )
+                ],
+                left_annotations=[cloudwatch.HorizontalAnnotation(value=1.0, label="threshold")],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Model errors per model version (shared endpoint)",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression=(
+                            f"SEARCH('{{{NAMESPACE},Model,ModelVersion}} "
+                            "MetricName=\"ModelErrors\"', 'Sum', 60)"
+                        ),
+                        using_metrics={},
+                        label="",
+                        period=Duration.minutes(1),
+                    )
+                ],
+                width=12,
+            ),
+        ]
+    )
     for endpoint in endpoints:
         fn = endpoint.function
         rows.append(

@@ -593,7 +593,8 @@ class TrainingPipeline(Construct):
                     self,
                     "Notify",
                     topic=topic,
-                    subject="Driftline model registered",
+                    # "registered and deployed" or "registered, NOT deployed" (record_outcome)
+                    subject=sfn.JsonPath.string_at("$.outcome.subject"),
                     message=sfn.TaskInput.from_json_path_at("$.outcome.message"),
                     result_path=sfn.JsonPath.DISCARD,
                 )

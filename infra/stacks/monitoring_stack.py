@@ -71,6 +71,15 @@ class MonitoringStack(Stack):
             )
             for model, endpoint in sorted(serving.endpoints.items())
         ]
+        if serving.shared_endpoint is not None:
+            shared = serving.shared_endpoint
+            endpoints.append(
+                MonitoredEndpoint(
+                    model="shared",
+                    function=shared.alias,
+                    alarms=(shared.error_alarm, shared.latency_alarm),
+                )
+            )
         queues = {
             "UploadRule": pipeline.training.dead_letters,
             "MonitoringRules": self.drift.dead_letters,
@@ -87,6 +96,7 @@ class MonitoringStack(Stack):
         alarms: list[cloudwatch.IAlarm] = [
             alarm for model in self.drift.model_alarms.values() for alarm in model.all()
         ]
+        alarms.append(self.drift.fleet_drift_alarm)
         alarms += self.operations.all()
         alarms += [alarm for endpoint in endpoints for alarm in endpoint.alarms]
 

@@ -1,10 +1,13 @@
-"""Stateless serving: an inference endpoint per shipped model, and the step that deploys to them.
+"""Stateless serving: the shared endpoint, a dedicated endpoint per shipped model, and the
+step that deploys to them.
 
-The models come in as a prop (`models/*.yaml` is read once in `infra/app_builder.py`); nothing
-here reads files. Per env:
-- `serving_backend == "lambda"`: one `InferenceEndpoint` per model. Where the alias moves
-  through CodeDeploy (every env but the twin, whose emulator has no CodeDeploy resources) each
-  endpoint gets a deployment group with the env's `deployment_strategy`;
+The shipped models come in as a prop (`models/*.yaml` is read once in `infra/app_builder.py`);
+nothing here reads files. Per env:
+- `serving_backend == "lambda"`: one `InferenceEndpoint` per shipped model, and one
+  `SharedEndpoint` serving every other model the pipeline deploys (a dataset uploaded with its
+  config needs no stack change). Where aliases move through CodeDeploy (every env but the
+  twin, whose emulator has no CodeDeploy resources) each endpoint gets a deployment group with
+  the env's `deployment_strategy`;
 - `serving_backend == "sagemaker-serverless"`: one SageMaker Serverless Inference endpoint per
   model instead, built from the same image and the same registered model archive.
 """
@@ -26,6 +29,7 @@ from infra.constructs.endpoint import (
     EndpointDeployer,
     EndpointSettings,
     InferenceEndpoint,
+    SharedEndpoint,
 )
 from infra.constructs.log_retention import log_retention
 from infra.constructs.serverless_endpoint import ServerlessEndpoint, ServingImage
@@ -71,6 +75,7 @@ class ServingStack(Stack):
         retention = log_retention(config.log_retention_days)
         self.endpoints: dict[str, InferenceEndpoint] = {}
         self.serverless_endpoints: dict[str, ServerlessEndpoint] = {}
+        self.shared_endpoint: SharedEndpoint | None = None
 
         if config.serving_backend is ServingBackend.SAGEMAKER_SERVERLESS:
             image = ServingImage(self, "ServingImage")
@@ -137,6 +142,29 @@ class ServingStack(Stack):
                     value=endpoint.function.function_name,
                     description=f"function to `lambda invoke --qualifier live` for {model}",
                 )
+            self.shared_endpoint = SharedEndpoint(
+                self,
+                "SharedEndpoint",
+                artifacts_bucket=data.artifacts_bucket,
+                endpoints_table=data.tables.endpoints,
+                settings=settings,
+                deployment_config=deployment_config,
+                application=application,
+                alarm_topic=data.alerts_topic,
+            )
+            CfnOutput(
+                self,
+                "SharedEndpointFunction",
+                value=self.shared_endpoint.function.function_name,
+                description="function serving every model without a dedicated endpoint "
+                '(invoke --qualifier live with {"model": M, "rows": [...]})',
+            )
+            CfnOutput(
+                self,
+                "SharedEndpointUrl",
+                value=self.shared_endpoint.url.url,
+                description="Function URL (IAM auth) of the shared endpoint: POST /models/<model>",
+            )
             CfnOutput(
                 self,
                 "Endpoints",
@@ -157,6 +185,7 @@ class ServingStack(Stack):
             self,
             "Deployer",
             endpoints=list(self.endpoints.values()),
+            shared_endpoint=self.shared_endpoint,
             artifacts_bucket=data.artifacts_bucket,
             models_table=data.tables.models,
             endpoints_table=data.tables.endpoints,

@@ -201,17 +201,20 @@ def test_operational_alarms_cover_pipeline_queues_endpoints_and_functions(
     alarms = [r["Properties"] for r in resources(local, "AWS::CloudWatch::Alarm").values()]
     by_metric: dict[str, list[dict[str, Any]]] = {}
     for props in alarms:
-        by_metric.setdefault(props["MetricName"], []).append(props)
+        if "MetricName" in props:  # the fleet drift alarm is a Metrics Insights query
+            by_metric.setdefault(props["MetricName"], []).append(props)
 
     (failed,) = by_metric["ExecutionsFailed"]
     assert failed["Namespace"] == "AWS/States" and failed["Statistic"] == "Sum"
     assert "TrainingStateMachine" in failed["Dimensions"][0]["Value"]["Fn::ImportValue"]
     queues = by_metric["ApproximateNumberOfMessagesVisible"]
     assert len(queues) == 2  # the upload rule's and the monitoring rules' dead letters
-    (throttles,) = by_metric["Throttles"]
-    assert {d["Name"] for d in throttles["Dimensions"]} == {"FunctionName", "Resource"}
+    throttled = by_metric["Throttles"]
+    assert len(throttled) == 2  # the dedicated endpoint's and the shared endpoint's
+    for throttles in throttled:
+        assert {d["Name"] for d in throttles["Dimensions"]} == {"FunctionName", "Resource"}
     assert len(by_metric["Errors"]) == 4  # each monitoring function
-    for props in [failed, *queues, throttles, *by_metric["Errors"]]:
+    for props in [failed, *queues, *throttled, *by_metric["Errors"]]:
         assert props["Threshold"] == 1
         assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert props["TreatMissingData"] == "notBreaching"
@@ -245,8 +248,8 @@ def test_dashboard_shows_runs_drift_per_feature_endpoints_and_alarm_states(
     (states,) = [w for w in widgets if w["properties"].get("title") == "Alarm states"]
     assert (
         len(states["properties"]["alarms"])
-        == len(resources(local, "AWS::CloudWatch::Alarm")) + 1 + 2
-    )
+        == len(resources(local, "AWS::CloudWatch::Alarm")) + 1 + 4
+    )  # + the composite drift alarm, + two alarms each of the dedicated and shared endpoints
     outputs = local.template_json("Monitoring")["Outputs"]
     assert "DashboardName" in outputs and "DriftMonitorFunctionName" in outputs
 

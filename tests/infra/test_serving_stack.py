@@ -28,12 +28,30 @@ def resources_of(template: dict[str, Any], type_name: str) -> dict[str, Any]:
     return {k: v for k, v in template["Resources"].items() if v["Type"] == type_name}
 
 
-def inference_functions(template: dict[str, Any]) -> dict[str, Any]:
+def _serving_functions(template: dict[str, Any]) -> dict[str, Any]:
     return {
         key: fn
         for key, fn in resources_of(template, "AWS::Lambda::Function").items()
         if fn["Properties"]["ImageConfig"]["Command"] == ["functions.inference.handler.handler"]
     }
+
+
+def inference_functions(template: dict[str, Any]) -> dict[str, Any]:
+    """The dedicated endpoints: one function per shipped model."""
+    return {
+        key: fn
+        for key, fn in _serving_functions(template).items()
+        if "DRIFTLINE_MODEL_NAME" in fn["Properties"]["Environment"]["Variables"]
+    }
+
+
+def shared_function(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    (found,) = (
+        (key, fn)
+        for key, fn in _serving_functions(template).items()
+        if "DRIFTLINE_MODEL_NAME" not in fn["Properties"]["Environment"]["Variables"]
+    )
+    return found
 
 
 def statements(template: dict[str, Any], policy_prefix: str) -> list[dict[str, Any]]:
@@ -115,14 +133,60 @@ def test_live_alias_starts_on_a_bootstrap_version_behind_an_iam_function_url(
     local: SynthesizedEnv,
 ) -> None:
     template = local.template_json("Serving")
-    (alias,) = resources_of(template, "AWS::Lambda::Alias").values()
-    (version_id,) = resources_of(template, "AWS::Lambda::Version")
+    (function_id,) = inference_functions(template)
+    (alias,) = (
+        a
+        for a in resources_of(template, "AWS::Lambda::Alias").values()
+        if a["Properties"]["FunctionName"] == {"Ref": function_id}
+    )
+    (version_id,) = (
+        key
+        for key, v in resources_of(template, "AWS::Lambda::Version").items()
+        if v["Properties"]["FunctionName"] == {"Ref": function_id}
+    )
     assert alias["Properties"]["Name"] == "live"
     assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
-    (url,) = resources_of(template, "AWS::Lambda::Url").values()
-    assert url["Properties"]["AuthType"] == "AWS_IAM"
-    assert url["Properties"]["Qualifier"] == "live"
+    urls = resources_of(template, "AWS::Lambda::Url").values()
+    assert {(u["Properties"]["AuthType"], u["Properties"]["Qualifier"]) for u in urls} == {
+        ("AWS_IAM", "live")
+    }
     assert resources_of(template, "AWS::Lambda::Permission") == {}  # no public invoke
+
+
+def test_the_shared_endpoint_serves_any_model_with_least_privilege(
+    local: SynthesizedEnv,
+) -> None:
+    """Given no model of its own, the shared function routes through the Endpoints table,
+    reads only serving bundles, writes only captures, and its alias follows its code."""
+    template = local.template_json("Serving")
+    function_id, function = shared_function(template)
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert "DRIFTLINE_ENDPOINTS_TABLE" in variables
+    assert "DRIFTLINE_MODEL_VERSION" not in variables
+    resources_ = {
+        json.dumps(resource)
+        for statement in statements(template, "SharedEndpointInferenceRoleDefaultPolicy")
+        for resource in (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
+        if "s3:" in json.dumps(statement["Action"])
+    }
+    assert any("/models/*/serving/*" in r for r in resources_)
+    assert any("/captures/*" in r for r in resources_)
+    assert not any(
+        r.endswith('/*"]]}') and "serving" not in r and "captures" not in r for r in resources_
+    )
+    (alias,) = (
+        a
+        for a in resources_of(template, "AWS::Lambda::Alias").values()
+        if a["Properties"]["FunctionName"] == {"Ref": function_id}
+    )
+    version = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
+    assert version.startswith("SharedEndpointInferenceFunctionCurrentVersion")
+    outputs = template["Outputs"]
+    assert {"SharedEndpointFunction", "SharedEndpointUrl"} <= set(outputs)
 
 
 def test_endpoints_output_maps_models_to_function_alias_and_url(local: SynthesizedEnv) -> None:
@@ -192,18 +256,23 @@ def test_codedeploy_shifts_live_with_the_envs_strategy_and_rolls_back_on_the_ala
     synth_env: Callable[[str], SynthesizedEnv], env_name: str, config_name: str
 ) -> None:
     template = synth_env(env_name).template_json("Serving")
-    (group,) = resources_of(template, "AWS::CodeDeploy::DeploymentGroup").values()
-    properties = group["Properties"]
-    assert properties["DeploymentConfigName"] == config_name
-    alarms = {alarm["Name"]["Ref"] for alarm in properties["AlarmConfiguration"]["Alarms"]}
-    assert alarms == set(resources_of(template, "AWS::CloudWatch::Alarm"))
-    assert set(properties["AutoRollbackConfiguration"]["Events"]) == {
-        "DEPLOYMENT_FAILURE",
-        "DEPLOYMENT_STOP_ON_REQUEST",
-        "DEPLOYMENT_STOP_ON_ALARM",
-    }
-    (alias,) = resources_of(template, "AWS::Lambda::Alias").values()
-    assert "CodeDeployLambdaAliasUpdate" in alias["UpdatePolicy"]
+    groups = resources_of(template, "AWS::CodeDeploy::DeploymentGroup").values()
+    assert len(groups) == 2  # the dedicated endpoint's and the shared endpoint's
+    watched: set[str] = set()
+    for group in groups:
+        properties = group["Properties"]
+        assert properties["DeploymentConfigName"] == config_name
+        alarms = {alarm["Name"]["Ref"] for alarm in properties["AlarmConfiguration"]["Alarms"]}
+        assert len(alarms) == 2  # errors and p99 latency of that endpoint
+        watched |= alarms
+        assert set(properties["AutoRollbackConfiguration"]["Events"]) == {
+            "DEPLOYMENT_FAILURE",
+            "DEPLOYMENT_STOP_ON_REQUEST",
+            "DEPLOYMENT_STOP_ON_ALARM",
+        }
+    assert watched == set(resources_of(template, "AWS::CloudWatch::Alarm"))
+    for alias in resources_of(template, "AWS::Lambda::Alias").values():
+        assert "CodeDeployLambdaAliasUpdate" in alias["UpdatePolicy"]
 
 
 def test_the_twin_moves_aliases_directly_and_has_no_codedeploy_resources(

@@ -658,3 +658,154 @@ def test_cli_deploy_refuses_an_unapproved_version_in_one_line(
     assert json.loads(out)["lambda_version"] == "2"
     current = world.registry().current(MODEL)
     assert current is not None and current["deployed_by"] == "cli:tester"
+
+
+# --- the shared endpoint: any model, routed through the registry -------------------------------
+
+
+def shared_settings(world: World, strategy: str = "AllAtOnce") -> DeploySettings:
+    """No dedicated endpoint for the model: the deploy step routes it on the shared endpoint."""
+    return world.settings.model_copy(
+        update={
+            "endpoints": {},
+            "shared_endpoint": "driftline-local-shared",
+            "deployment_strategy": strategy,
+        }
+    )
+
+
+def _rows(count: int) -> list[dict[str, float]]:
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(count)
+    frame.columns = [name.lower().replace(" ", "_") for name in frame.columns]
+    return list(frame.to_dict(orient="records"))
+
+
+def _shared_router(world: World) -> Any:
+    from functions.inference.routing import Router
+    from functions.inference.service import InferenceSettings
+
+    settings = InferenceSettings.from_environ(
+        {
+            "DRIFTLINE_ENV": "local",
+            "DRIFTLINE_ARTIFACTS_BUCKET": ARTIFACTS,
+            "DRIFTLINE_ENDPOINTS_TABLE": ENDPOINTS,
+            "DRIFTLINE_ROUTE_TTL_SECONDS": "0",
+        }
+    )
+    return Router(
+        settings,
+        read_record=world.registry().current,
+        read_bytes=lambda key: storage.get_bytes(ARTIFACTS, key),
+    )
+
+
+def test_a_model_without_a_dedicated_endpoint_is_served_by_the_shared_endpoint(
+    world: World,
+) -> None:
+    """Given no endpoint of its own, when v1 deploys, then the shared endpoint scores with it."""
+    from functions.inference.schema import Limits, check_rows
+    from functions.inference.service import score
+
+    result = world.deploy(1, settings=shared_settings(world))
+
+    assert (result["status"], result["endpoint"], result["shift"]) == (
+        "Succeeded",
+        "shared",
+        "registry",
+    )
+    current = world.registry().current(MODEL)
+    assert current is not None
+    assert (current["endpoint"], current["model_version"]) == ("shared", 1)
+    assert current["serving_key"].startswith(f"models/{MODEL}/v1/serving/")
+    assert world.live() == "1"  # the dedicated function was not touched
+    router = _shared_router(world)
+    deployed = router.deployed(MODEL, router.route(MODEL).pick())
+    checked = check_rows(_rows(3), deployed.schema, Limits(10, 10**6, "ignore"))
+    assert (deployed.model, deployed.version, len(score(deployed, checked).predictions)) == (
+        MODEL,
+        1,
+        3,
+    )
+
+
+def test_a_shared_endpoint_canary_without_errors_is_promoted(world: World) -> None:
+    world.deploy(1, settings=shared_settings(world))
+    seen: list[Any] = []
+
+    def sleep(_: float) -> None:
+        seen.append(world.registry().current(MODEL))
+
+    request = DeployRequest(model=MODEL, version=2, by=EXECUTION)
+    result = deploy_step.deploy(
+        request,
+        shared_settings(world, "Canary10Percent5Minutes"),
+        world.clients,
+        deadline=1e12,
+        sleep=sleep,
+    )
+
+    assert result["status"] == "Succeeded"
+    assert seen and all(
+        (item["model_version"], item["canary_model_version"], item["canary_weight"]) == (1, 2, 0.1)
+        for item in seen
+    )
+    current = world.registry().current(MODEL)
+    assert current is not None and current["model_version"] == 2
+    assert "canary_model_version" not in current
+    assert current["previous_model_version"] == 1
+
+
+def test_a_shared_endpoint_canary_with_model_errors_rolls_back(world: World) -> None:
+    """Given v2 fails to score during its canary, then v1 keeps all traffic and the run fails."""
+    world.deploy(1, settings=shared_settings(world))
+    cloudwatch = clients.client("cloudwatch")
+
+    def failing_requests(_: float) -> None:
+        cloudwatch.put_metric_data(
+            Namespace="Driftline",
+            MetricData=[
+                {
+                    "MetricName": "ModelErrors",
+                    "Dimensions": [
+                        {"Name": "Model", "Value": MODEL},
+                        {"Name": "ModelVersion", "Value": "2"},
+                    ],
+                    "Value": 1,
+                    "Unit": "Count",
+                }
+            ],
+        )
+
+    request = DeployRequest(model=MODEL, version=2, by=EXECUTION)
+    with pytest.raises(DeploymentFailed, match=r"rolled back: 1 ModelErrors at 10%.*v1 keeps"):
+        deploy_step.deploy(
+            request,
+            shared_settings(world, "Canary10Percent5Minutes"),
+            world.clients,
+            deadline=1e12,
+            sleep=failing_requests,
+        )
+
+    current = world.registry().current(MODEL)
+    assert current is not None and current["model_version"] == 1
+    assert "canary_model_version" not in current
+    assert world.registry().history(MODEL)[0]["status"] == "RolledBack"
+
+
+def test_a_shared_route_is_only_replaced_from_the_version_it_replaces(world: World) -> None:
+    """Two deploys racing from the same route: the second writer loses instead of overwriting."""
+    world.deploy(1, settings=shared_settings(world))
+    registry = world.registry()
+
+    assert registry.replace_current(MODEL, {"model_version": 2}, expected_version=1) is True
+    assert registry.replace_current(MODEL, {"model_version": 3}, expected_version=1) is False
+    current = registry.current(MODEL)
+    assert current is not None and current["model_version"] == 2
+
+
+def test_an_unapproved_version_is_refused_on_the_shared_endpoint_too(world: World) -> None:
+    with pytest.raises(DeploymentRefused, match="PendingApproval, not Approved"):
+        world.deploy(3, settings=shared_settings(world))
+    assert world.registry().current(MODEL) is None

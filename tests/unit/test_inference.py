@@ -518,7 +518,7 @@ def test_the_sagemaker_server_answers_ping_and_invocations_like_the_function(
     archive, frame = cancer
     (tmp_path / "model.zip").write_bytes(archive)
     (tmp_path / "version.json").write_text('{"model_version": 1}')
-    deployed = sagemaker_server.load_model_dir(tmp_path)
+    deployed = sagemaker_server.load_model_dir(tmp_path, "churn")
     server = sagemaker_server.make_server(
         service.get_settings(), deployed, host="127.0.0.1", port=0
     )

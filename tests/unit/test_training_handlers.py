@@ -232,7 +232,12 @@ def test_a_good_upload_is_trained_gated_registered_approved_and_recorded(aws: No
         "model_key": f"models/{DATASET}/v1/model.zip",
     }
     assert state["outcome"]["status"] == "Succeeded"
-    assert state["outcome"]["cause"] == f"registered {DATASET} v1 (Approved)"
+    # These handlers run without the Serving stack's Deploy step: nothing served the model.
+    assert state["outcome"]["cause"] == (
+        f"registered {DATASET} v1 (Approved); not deployed: "
+        "the Deploy step did not report a deployment"
+    )
+    assert state["outcome"]["subject"] == "Driftline model registered, NOT deployed"
     assert "run-1" in state["outcome"]["message"]
     assert "roc_auc" in state["outcome"]["message"]
 
@@ -500,6 +505,51 @@ def test_record_outcome_creates_the_run_when_validate_failed_before_prepare(aws:
     assert run["dataset_version_id"] == state["version_id"]
     assert run["code_version"] == GIT_SHA
     assert run["failed_step"] == "Validate"
+
+
+def _registered_state(run_id: str, deployment: dict[str, Any]) -> dict[str, Any]:
+    state = start_state(breast_cancer_csv(), run_id)
+    state["registered"] = {
+        "model": DATASET,
+        "version": 4,
+        "status": "PendingApproval",
+        "model_key": f"models/{DATASET}/v4/model.zip",
+    }
+    state["deployment"] = deployment
+    return state
+
+
+def test_a_registered_run_whose_deploy_was_refused_says_so_everywhere(aws: None) -> None:
+    """Given Deploy refused the version, the run record, subject and message name the reason."""
+    refusal = {
+        "Error": "DeploymentRefused",
+        "Cause": json.dumps(
+            {
+                "errorType": "DeploymentRefused",
+                "errorMessage": f"model {DATASET} version 4 is PendingApproval, not Approved",
+            }
+        ),
+    }
+
+    outcome = record_outcome.handler(_registered_state("run-refused", refusal), CONTEXT)
+
+    assert outcome["status"] == "Succeeded"
+    assert outcome["subject"] == "Driftline model registered, NOT deployed"
+    assert f"NOT deployed: model {DATASET} version 4 is PendingApproval" in outcome["message"]
+    run = run_item("run-refused")
+    assert run["deployment_status"] == "NotDeployed"
+    assert run["deployment_reason"] == f"model {DATASET} version 4 is PendingApproval, not Approved"
+
+
+def test_a_deployed_run_names_the_endpoint_that_serves_it(aws: None) -> None:
+    deployed = {"status": "Succeeded", "endpoint": "shared", "model": DATASET, "model_version": 4}
+
+    outcome = record_outcome.handler(_registered_state("run-deployed", deployed), CONTEXT)
+
+    assert outcome["subject"] == "Driftline model registered and deployed"
+    assert f"Deployed: {DATASET} v4 serves on the shared endpoint" in outcome["message"]
+    run = run_item("run-deployed")
+    assert (run["deployment_status"], run["endpoint"]) == ("Deployed", "shared")
 
 
 def test_record_outcome_keeps_a_plain_text_cause_such_as_a_timeout(aws: None) -> None:
