@@ -6,6 +6,9 @@ so the same command works on AWS and on the twin, where Function URLs are not se
 Output is the endpoint's response document as JSON: predictions, and classes + probabilities
 for classifiers. A refused request (bad row, too many rows, no model deployed) is one line
 naming the row, column and reason, exit 2.
+
+`--url` sends the request through the endpoint's Function URL instead: a SigV4-signed POST
+(AWS_IAM auth), the way an HTTP client of the endpoint calls it, on AWS and on the twin alike.
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from driftline.aws import client, stack_outputs
-from driftline.commands.endpoints import endpoint_target
+from driftline.aws import client, post_to_function_url, stack_outputs
+from driftline.commands.endpoints import (
+    ENDPOINTS_OUTPUT,
+    endpoint_target,
+    endpoint_urls,
+)
 from driftline.errors import DriftlineError, UsageError
 from driftline.output import print_json
 from functions.shared.endpoints import LIVE_ALIAS
@@ -33,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--json", action="store_true", help="accepted for symmetry; output is always JSON"
+    )
+    parser.add_argument(
+        "--url",
+        action="store_true",
+        help="POST to the endpoint's Function URL (SigV4-signed) instead of invoking its alias",
     )
     parser.set_defaults(handler=run)
 
@@ -72,9 +84,29 @@ def invoke_live(outputs: Mapping[str, str], env: str, model: str, request: Any) 
     return payload
 
 
+def post_live(outputs: Mapping[str, str], env: str, model: str, request: Any) -> Any:
+    """Send one request through the model's Function URL; HTTP-level failures raise."""
+    endpoint_target(outputs, env, model)  # an unknown model: one line naming the known ones
+    url = endpoint_urls(outputs).get(model)
+    if not url:
+        raise UsageError(
+            f"endpoint {model} in env {env!r} has no Function URL in output {ENDPOINTS_OUTPUT}: "
+            "call predict without --url"
+        )
+    status, document = post_to_function_url(url, request)
+    if isinstance(document, dict) and "status" in document:
+        return document  # the endpoint's own answer: predictions, or why it refused the rows
+    message = document.get("Message", document) if isinstance(document, dict) else document
+    raise DriftlineError(
+        f"endpoint {model} answered HTTP {status} through its Function URL: "
+        f"{str(message).strip()[:300] or 'no body'}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     request = read_request(sys.stdin.read())
-    payload = invoke_live(stack_outputs(args.env), args.env, args.model, request)
+    send = post_live if args.url else invoke_live
+    payload = send(stack_outputs(args.env), args.env, args.model, request)
     if not isinstance(payload, dict) or payload.get("status") != 200:
         error = payload.get("error", {}) if isinstance(payload, dict) else {}
         status = payload.get("status") if isinstance(payload, dict) else None
