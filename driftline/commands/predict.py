@@ -1,8 +1,10 @@
 """`driftline predict --model M [--env local] < rows.json`: score rows on an endpoint's `live`.
 
 Input on stdin is the endpoint's request document, `{"rows": [{feature: value, ...}, ...]}`, or
-a bare list of rows. The endpoint function's `live` alias is invoked directly (by its ARN),
-so the same command works on AWS and on the twin, where Function URLs are not served.
+a bare list of rows. The endpoint function's `live` alias is invoked directly (by its ARN), so
+the same command works on AWS and on the twin. A model without a dedicated endpoint (any model
+not shipped in `models/`) is answered by the shared endpoint, which is sent the model name with
+the rows.
 Output is the endpoint's response document as JSON: predictions, and classes + probabilities
 for classifiers. A refused request (bad row, too many rows, no model deployed) is one line
 naming the row, column and reason, exit 2.
@@ -23,11 +25,15 @@ from driftline.aws import client, post_to_function_url, stack_outputs
 from driftline.commands.endpoints import (
     ENDPOINTS_OUTPUT,
     endpoint_target,
+    endpoint_targets,
     endpoint_urls,
 )
 from driftline.errors import DriftlineError, UsageError
 from driftline.output import print_json
-from functions.shared.endpoints import LIVE_ALIAS
+from functions.shared.endpoints import LIVE_ALIAS, EndpointTarget
+
+SHARED_ENDPOINT_OUTPUT = "SharedEndpointFunction"
+SHARED_URL_OUTPUT = "SharedEndpointUrl"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,7 +70,12 @@ def read_request(text: str) -> Any:
 
 def invoke_live(outputs: Mapping[str, str], env: str, model: str, request: Any) -> Any:
     """Send one request to the model's `live` alias; Lambda-level failures raise."""
-    target = endpoint_target(outputs, env, model)
+    if model in endpoint_targets(outputs, env) or not outputs.get(SHARED_ENDPOINT_OUTPUT):
+        target = endpoint_target(outputs, env, model)
+    else:
+        target = EndpointTarget(model=model, function_name=outputs[SHARED_ENDPOINT_OUTPUT])
+        rows = request.get("rows") if isinstance(request, Mapping) else request
+        request = {"model": model, "rows": rows}
     lambda_client = client("lambda")
     # The alias ARN names the qualifier in the function name itself: the twin's emulator
     # ignores a separate Qualifier on invoke (it would run $LATEST), AWS accepts both.
@@ -85,9 +96,15 @@ def invoke_live(outputs: Mapping[str, str], env: str, model: str, request: Any) 
 
 
 def post_live(outputs: Mapping[str, str], env: str, model: str, request: Any) -> Any:
-    """Send one request through the model's Function URL; HTTP-level failures raise."""
-    endpoint_target(outputs, env, model)  # an unknown model: one line naming the known ones
-    url = endpoint_urls(outputs).get(model)
+    """Send one request through the model's Function URL; HTTP-level failures raise.
+
+    A model on the shared endpoint is addressed by path: `<SharedEndpointUrl>/models/<model>`.
+    """
+    if model not in endpoint_targets(outputs, env) and outputs.get(SHARED_URL_OUTPUT):
+        url: str | None = f"{outputs[SHARED_URL_OUTPUT].rstrip('/')}/models/{model}"
+    else:
+        endpoint_target(outputs, env, model)  # an unknown model: one line naming the known ones
+        url = endpoint_urls(outputs).get(model)
     if not url:
         raise UsageError(
             f"endpoint {model} in env {env!r} has no Function URL in output {ENDPOINTS_OUTPUT}: "
