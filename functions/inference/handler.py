@@ -86,11 +86,12 @@ def _predict(
 ) -> dict[str, Any]:
     if settings.shared:
         model = requested_model(document, path if path not in (None, "", "/") else None)
-        metrics.add_dimension(name="Model", value=model)
         logger.append_keys(model=model)
-        rows = request_rows(document, settings.limits)
         router = get_router(settings)
         target = router.route(model).pick()
+        # Only a deployed model becomes a dimension: callers cannot mint metrics by name.
+        metrics.add_dimension(name="Model", value=model)
+        rows = request_rows(document, settings.limits)
         deployed = router.deployed(model, target)
     else:
         rows = request_rows(document, settings.limits)

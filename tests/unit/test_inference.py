@@ -617,3 +617,167 @@ def test_predict_cli_refusals_are_one_line_with_exit_2(
     assert code == 2
     assert err == "driftline: unknown endpoint 'iris' in env 'local' (endpoints: breast_cancer)\n"
     assert len(endpoint.calls) == 1  # only the first, well-formed request reached it
+
+
+# --- the shared endpoint: any deployed model, routed by name ------------------------------
+
+ENDPOINTS = "driftline-endpoints"
+
+
+@pytest.fixture
+def shared(
+    aws: None, env: Callable[..., None], cancer: tuple[bytes, pd.DataFrame]
+) -> Iterator[Callable[..., None]]:
+    """The shared endpoint's environment, an Endpoints table, and a way to route a model."""
+    from functions.inference import routing
+    from functions.shared.endpoints import EndpointRegistry
+
+    dynamodb = clients.client("dynamodb")
+    dynamodb.create_table(
+        TableName=ENDPOINTS,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    env(MODEL_NAME=None, MODEL_VERSION=None, MODEL_KEY=None, ENDPOINTS_TABLE=ENDPOINTS)
+    routing.reset()
+    data, digest = build_bundle(cancer[0])
+    key = bundle_key(MODEL, 1, digest)
+    storage.put_bytes(ARTIFACTS, key, data, "application/octet-stream")
+    registry = EndpointRegistry(dynamodb, ENDPOINTS)
+
+    def route(model: str = MODEL, **extra: Any) -> None:
+        registry.replace_current(
+            model,
+            {
+                "model": model,
+                "endpoint": "shared",
+                "model_version": 1,
+                "serving_key": key,
+                "serving_sha256": digest,
+                **extra,
+            },
+            expected_version=None,
+        )
+
+    yield route
+    routing.reset()
+    dynamodb.delete_table(TableName=ENDPOINTS)
+
+
+def shared_url_event(path: str, body: Any) -> dict[str, Any]:
+    event = url_event(json.dumps(body))
+    event["rawPath"] = path
+    return event
+
+
+def test_the_shared_endpoint_serves_a_model_named_by_url_path_or_field(
+    shared: Callable[..., None], cancer: tuple[bytes, pd.DataFrame]
+) -> None:
+    shared()
+    rows = feature_rows(cancer[1], 2)
+
+    response = inference.handler(
+        shared_url_event(f"/models/{MODEL}", {"rows": rows}), FakeContext()
+    )
+    by_field = invoke({"model": MODEL, "rows": rows})
+
+    assert response["statusCode"] == 200
+    by_path = json.loads(response["body"])
+    assert (by_path["model"], by_path["model_version"]) == (MODEL, 1)
+    assert by_path["predictions"] == by_field["predictions"]
+
+
+def test_the_shared_endpoint_answers_404_for_an_undeployed_model_and_400_without_a_name(
+    shared: Callable[..., None], cancer: tuple[bytes, pd.DataFrame]
+) -> None:
+    shared()
+    rows = feature_rows(cancer[1], 1)
+
+    unknown = invoke({"model": "digits", "rows": rows})
+    unnamed = invoke({"rows": rows})
+    bad_path = inference.handler(shared_url_event("/predict", {"rows": rows}), FakeContext())
+
+    assert (unknown["status"], unknown["error"]["code"]) == (404, "UnknownModel")
+    assert (unnamed["status"], unnamed["error"]["code"]) == (400, "ModelRequired")
+    assert bad_path["statusCode"] == 404
+
+
+def test_a_model_that_fails_to_score_is_a_500_model_error_not_a_raise(
+    shared: Callable[..., None], cancer: tuple[bytes, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One broken model must not count against the function every other model shares."""
+    shared()
+
+    def broken(*_: Any) -> Any:
+        raise ValueError("the estimator blew up")
+
+    monkeypatch.setattr(inference, "score", broken)
+    answer = invoke({"model": MODEL, "rows": feature_rows(cancer[1], 1)})
+
+    assert (answer["status"], answer["error"]["code"]) == (500, "ModelError")
+    assert "breast_cancer v1 failed to score" in answer["error"]["message"]
+
+
+def test_a_canary_route_sends_its_share_of_requests_to_the_new_version() -> None:
+    from functions.inference.routing import Route, Target
+
+    stable, canary = Target(1, "k1", "d1"), Target(2, "k2", "d2")
+    route = Route(model=MODEL, stable=stable, canary=canary, canary_weight=0.1)
+
+    assert route.pick(lambda: 0.05) is canary
+    assert route.pick(lambda: 0.5) is stable
+    assert Route(model=MODEL, stable=stable).pick(lambda: 0.0) is stable
+
+
+def test_the_router_keeps_a_bounded_number_of_models_and_rereads_routes_after_the_ttl(
+    cancer: tuple[bytes, pd.DataFrame],
+) -> None:
+    """Given a cache of two, a third model evicts the least recently used one; a route is
+    read again only once its TTL has passed."""
+    from functions.inference.routing import Router
+
+    data, digest = build_bundle(cancer[0])
+    reads: list[str] = []
+    loads: list[str] = []
+    now = [0.0]
+
+    def record(model: str) -> dict[str, Any]:
+        reads.append(model)
+        return {
+            "endpoint": "shared",
+            "model_version": 1,
+            "serving_key": f"models/{model}/b",
+            "serving_sha256": digest,
+        }
+
+    def read_bytes(key: str) -> bytes:
+        loads.append(key)
+        return data
+
+    settings = service.InferenceSettings.from_environ(
+        {
+            "DRIFTLINE_ENV": "local",
+            "DRIFTLINE_ARTIFACTS_BUCKET": ARTIFACTS,
+            "DRIFTLINE_ENDPOINTS_TABLE": ENDPOINTS,
+            "DRIFTLINE_MODEL_CACHE_SIZE": "2",
+            "DRIFTLINE_ROUTE_TTL_SECONDS": "10",
+        }
+    )
+    router = Router(settings, read_record=record, read_bytes=read_bytes, clock=lambda: now[0])
+
+    for model in ("a", "b", "a", "c", "a"):
+        router.deployed(model, router.route(model).stable)
+
+    assert reads == ["a", "b", "c"]  # within the TTL each route is read once
+    assert [m for m, _ in router.loaded()] == ["c", "a"]  # b was least recently used
+    assert loads == ["models/a/b", "models/b/b", "models/c/b"]
+    now[0] = 11.0
+    router.route("a")
+    assert reads[-1] == "a"
