@@ -41,6 +41,7 @@ from constructs import Construct
 
 from infra.constructs.functions import DriftlineFunction
 from infra.nag import PatternAcknowledgement, acknowledge
+from pipelines.monitoring import NAMESPACE
 
 LIVE_ALIAS = "live"
 # How stale a warm shared endpoint's view of a model's route may be, and how many models one
@@ -303,7 +304,26 @@ class SharedEndpoint(Construct):
             datapoints_to_alarm=2,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        for alarm in (self.error_alarm, self.latency_alarm):
+        # One alarm for every model on this endpoint, a contributor per model: a model that
+        # fails to score pages on-call without counting against the shared function's code.
+        # Not a CodeDeploy alarm: model versions are canaried by the deploy step instead.
+        statement = f'SELECT SUM(ModelErrors) FROM SCHEMA("{NAMESPACE}", Model, ModelVersion)'  # noqa: S608 (constants only)
+        self.model_errors_alarm = cloudwatch.MathExpression(
+            expression=f"{statement} GROUP BY Model",
+            period=Duration.minutes(1),
+            using_metrics={},
+            label="model errors per model",
+        ).create_alarm(
+            self,
+            "ModelErrorsAlarm",
+            alarm_description="shared endpoint: a model failed to score requests "
+            "(ModelErrors, per model, 1 minute); see the endpoint's logs for the model",
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        for alarm in (self.error_alarm, self.latency_alarm, self.model_errors_alarm):
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
         self.deployment_group: codedeploy.LambdaDeploymentGroup | None = None
         if deployment_config is not None and application is not None:

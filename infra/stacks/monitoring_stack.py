@@ -77,7 +77,7 @@ class MonitoringStack(Stack):
                 MonitoredEndpoint(
                     model="shared",
                     function=shared.alias,
-                    alarms=(shared.error_alarm, shared.latency_alarm),
+                    alarms=(shared.error_alarm, shared.latency_alarm, shared.model_errors_alarm),
                 )
             )
         queues = {

@@ -248,8 +248,8 @@ def test_dashboard_shows_runs_drift_per_feature_endpoints_and_alarm_states(
     (states,) = [w for w in widgets if w["properties"].get("title") == "Alarm states"]
     assert (
         len(states["properties"]["alarms"])
-        == len(resources(local, "AWS::CloudWatch::Alarm")) + 1 + 4
-    )  # + the composite drift alarm, + two alarms each of the dedicated and shared endpoints
+        == len(resources(local, "AWS::CloudWatch::Alarm")) + 1 + 5
+    )  # + the composite drift alarm, + the dedicated endpoint's 2 and the shared endpoint's 3
     outputs = local.template_json("Monitoring")["Outputs"]
     assert "DashboardName" in outputs and "DriftMonitorFunctionName" in outputs
 
