@@ -7,7 +7,10 @@ Prints one JSON object:
 - `cold_start`: in fresh subprocesses, importing the handler module and loading the model, via
   the serving bundle (what deployments use) and via the skops archive (the fallback), median of
   three runs each, next to the floor: importing pandas and the scikit-learn modules the model
-  needs, which any Python server of this model pays.
+  needs, which any Python server of this model pays. `shared_bundle` is the shared endpoint's
+  first request for a model: the same, plus the AWS SDK it reads the model's route with;
+- `warm.shared_1_row`: the shared endpoint's handler (model named in the URL path, route and
+  model cached) against the same floor.
 Targets: warm p99 overhead ≤ 5 ms for 1 row; cold start (bundle) ≤ 1.5 s. Everything runs with
 one OpenMP thread (threadpoolctl), as HistGradientBoosting's pool only contends on a shared
 2-core machine. Capture is off (a sampled request adds one S3 PUT). Run:
@@ -60,6 +63,14 @@ deployed = service.prepare(serving, 1, "bench")
 loaded = time.perf_counter()
 print(imported - started, loaded - imported)
 """
+
+# The shared endpoint also needs the AWS SDK before its first model: it reads the route.
+SHARED_COLD_SCRIPT = COLD_SCRIPT.replace(
+    "from functions.inference import bundle, service\n",
+    "from functions.inference import bundle, service, routing\n"
+    "from functions.shared import clients, endpoints  # noqa: F401\n"
+    "clients.client('dynamodb')\n",
+)
 
 
 def _train() -> tuple[bytes, Any]:
@@ -186,7 +197,66 @@ def _warm(archive: bytes, features: Any) -> dict[str, Any]:
                 "ratio_p50": round(ours_stats["p50_ms"] / floor_stats["p50_ms"], 2),
                 "repeats": repeats,
             }
+        results["shared_1_row"] = _warm_shared(handler, model, features, key, digest, context)
     return results
+
+
+def _warm_shared(
+    handler: Any, model: Any, features: Any, key: str, digest: str, context: Any
+) -> dict[str, Any]:
+    """The shared endpoint on the same model: routed by URL path, route and model cached."""
+    import pandas as pd
+
+    from functions.inference import service
+    from functions.shared import clients
+    from functions.shared.endpoints import EndpointRegistry
+
+    for name in ("DRIFTLINE_MODEL_NAME", "DRIFTLINE_MODEL_VERSION", "DRIFTLINE_MODEL_KEY"):
+        os.environ.pop(name, None)
+    os.environ["DRIFTLINE_ENDPOINTS_TABLE"] = "bench-endpoints"
+    service.reset()
+    dynamodb = clients.client("dynamodb")
+    dynamodb.create_table(
+        TableName="bench-endpoints",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    route = {"model": MODEL, "endpoint": "shared", "model_version": 1}
+    route |= {"serving_key": key, "serving_sha256": digest}
+    EndpointRegistry(dynamodb, "bench-endpoints").replace_current(
+        MODEL, route, expected_version=None
+    )
+    sample = features.iloc[:1]
+    event = {
+        "version": "2.0",
+        "rawPath": f"/models/{MODEL}",
+        "requestContext": {"http": {"method": "POST", "path": f"/models/{MODEL}"}},
+        "body": json.dumps({"rows": sample.to_dict("records")}),
+        "isBase64Encoded": False,
+    }
+    frame = pd.DataFrame(sample.to_numpy(), columns=list(sample.columns))
+    with Path(os.devnull).open("w") as sink, contextlib.redirect_stdout(sink):
+        response = handler.handler(event, context)
+        assert response["statusCode"] == 200, response["body"]
+        ours, floor = _timed_pair(
+            lambda: handler.handler(event, context), lambda: model.predict(frame), 1000, 50
+        )
+    ours_stats, floor_stats = _percentiles(ours), _percentiles(floor)
+    return {
+        "handler": ours_stats,
+        "floor_model_predict": floor_stats,
+        "overhead_p50_ms": round(ours_stats["p50_ms"] - floor_stats["p50_ms"], 3),
+        "overhead_p99_ms": round(ours_stats["p99_ms"] - floor_stats["p99_ms"], 3),
+        "ratio_p50": round(ours_stats["p50_ms"] / floor_stats["p50_ms"], 2),
+        "repeats": 1000,
+    }
 
 
 def _cold(archive: bytes) -> dict[str, Any]:
@@ -195,12 +265,17 @@ def _cold(archive: bytes) -> dict[str, Any]:
     data, digest = bundle.build_bundle(archive)
     runs: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as directory:
-        paths = {"bundle": Path(directory) / "serving.pkl", "archive": Path(directory) / "a.zip"}
+        paths = {
+            "bundle": Path(directory) / "serving.pkl",
+            "archive": Path(directory) / "a.zip",
+            "shared_bundle": Path(directory) / "serving.pkl",
+        }
         paths["bundle"].write_bytes(data)
         paths["archive"].write_bytes(archive)
         for name, path in paths.items():
-            script = COLD_SCRIPT.format(
-                repo=str(REPO), path=str(path), digest=digest if name == "bundle" else ""
+            template = SHARED_COLD_SCRIPT if name == "shared_bundle" else COLD_SCRIPT
+            script = template.format(
+                repo=str(REPO), path=str(path), digest=digest if name != "archive" else ""
             )
             samples = []
             for _ in range(3):
@@ -210,7 +285,11 @@ def _cold(archive: bytes) -> dict[str, Any]:
                     check=True,
                     capture_output=True,
                     text=True,
-                    env={**os.environ, "POWERTOOLS_SERVICE_NAME": "driftline"},
+                    env={
+                        **os.environ,
+                        "POWERTOOLS_SERVICE_NAME": "driftline",
+                        "AWS_DEFAULT_REGION": "us-east-1",
+                    },
                 ).stdout.split()
                 wall = time.perf_counter() - started
                 imports, load = float(output[0]), float(output[1])
@@ -254,9 +333,20 @@ def main() -> None:
         "cold_start_bundle_over_floor_s": round(
             cold["bundle"]["median_import_plus_load_s"] - cold["floor_import_pandas_sklearn_s"], 3
         ),
+        "cold_start_shared_over_floor_s": round(
+            cold["shared_bundle"]["median_import_plus_load_s"]
+            - cold["floor_import_pandas_sklearn_s"],
+            3,
+        ),
         "met": {
             "warm_p99_overhead_1_row": warm["1_row"]["overhead_p99_ms"] <= TARGET_OVERHEAD_MS,
+            "warm_p99_overhead_shared_1_row": (
+                warm["shared_1_row"]["overhead_p99_ms"] <= TARGET_OVERHEAD_MS
+            ),
             "cold_start_bundle": cold["bundle"]["median_import_plus_load_s"] <= TARGET_COLD_S,
+            "cold_start_shared_bundle": (
+                cold["shared_bundle"]["median_import_plus_load_s"] <= TARGET_COLD_S
+            ),
         },
     }
     print(json.dumps(document, indent=2))
