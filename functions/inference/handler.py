@@ -72,7 +72,7 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         metrics.set_default_dimensions(Model=settings.model_name)
     try:
         document = _url_request(event, settings) if http else event
-        path = str(event.get("rawPath") or "") if http else None
+        path = _raw_path(event) if http else None
         response = _predict(document, path, settings, request_id)
     except RequestError as error:
         metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
@@ -137,18 +137,26 @@ def _is_function_url_event(event: Any) -> bool:
 
 
 def _url_request(event: Mapping[str, Any], settings: InferenceSettings) -> Any:
-    method = str(event["requestContext"]["http"].get("method", "POST")).upper()
-    if method != "POST":
+    method = event["requestContext"]["http"].get("method", "POST")
+    if not isinstance(method, str) or method.upper() != "POST":
+        shown = method[:20] if isinstance(method, str) else "?"
         raise RequestError(
-            f"method {method} is not allowed; POST a JSON body", status=405, code="MethodNotAllowed"
+            f"method {shown} is not allowed; POST a JSON body", status=405, code="MethodNotAllowed"
         )
-    body: str | bytes = event.get("body") or ""
-    if event.get("isBase64Encoded") and body:
+    body = event.get("body") or ""
+    if not isinstance(body, str):
+        raise RequestError("request body must be text (JSON)", code="MalformedBody")
+    if event.get("isBase64Encoded") is True and body:
         try:
             body = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise RequestError("request body is not valid base64", code="MalformedBody") from None
     return parse_body(body, settings.limits)
+
+
+def _raw_path(event: Mapping[str, Any]) -> str:
+    path = event.get("rawPath")
+    return path if isinstance(path, str) else ""
 
 
 def _http_response(document: dict[str, Any]) -> dict[str, Any]:

@@ -93,8 +93,10 @@ def requested_model(document: Any, path: str | None) -> str:
             'request names no model: POST to /models/<model> or send {"model": ..., "rows": [...]}',
             code="ModelRequired",
         )
-    if not isinstance(name, str) or not MODEL_NAME.match(name):
-        raise RequestError(f"model name {str(name)[:80]!r} is not a valid model name")
+    if not isinstance(name, str):
+        raise RequestError("the model name must be a string")
+    if not MODEL_NAME.fullmatch(name):
+        raise RequestError(f"model name {name[:80]!r} is not a valid model name")
     return name
 
 

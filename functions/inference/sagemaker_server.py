@@ -57,6 +57,34 @@ def answer(body: bytes, settings: InferenceSettings, deployed: Deployed) -> dict
         return response_document(deployed, checked, scored, request_id)
     except RequestError as error:
         return {"status": error.status, "request_id": request_id, "error": error.to_dict()}
+    except Exception as error:  # the model or our code failed: a 500 answer, not a dropped socket
+        print(f"request {request_id} failed: {error!r}", file=sys.stderr)
+        failure = RequestError(
+            "the model failed to score the request", status=500, code="ModelError"
+        )
+        return {"status": 500, "request_id": request_id, "error": failure.to_dict()}
+
+
+def body_length(header: str | None, settings: InferenceSettings) -> int:
+    """The body's declared size; RequestError for a bad header or one above the size limit.
+
+    Checked before reading, so a client cannot make the server wait for (or hold in memory) a
+    body it will refuse anyway.
+    """
+    text = (header or "0").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise RequestError(
+            f"content-length {text[:20]!r} is not a byte count", code="MalformedBody"
+        )
+    length = int(text)
+    if length > settings.limits.max_payload_bytes:
+        raise RequestError(
+            f"request body is {length} bytes; the limit is {settings.limits.max_payload_bytes} "
+            "bytes (send fewer rows per request)",
+            status=413,
+            code="PayloadTooLarge",
+        )
+    return length
 
 
 def make_server(
@@ -73,7 +101,13 @@ def make_server(
             if self.path != "/invocations":
                 self._send(404, {"status": 404})
                 return
-            length = int(self.headers.get("content-length") or 0)
+            try:
+                length = body_length(self.headers.get("content-length"), settings)
+            except RequestError as error:
+                refused = {"status": error.status, "request_id": str(uuid.uuid4())}
+                self.close_connection = True  # the unread body must not be parsed as a request
+                self._send(error.status, refused | {"error": error.to_dict()})
+                return
             document = answer(self.rfile.read(length), settings, deployed)
             self._send(int(document["status"]), document)
 

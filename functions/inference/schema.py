@@ -10,7 +10,13 @@ Value rules (the same coercions training applied, so a value means the same thin
 - categorical features take strings, and integers (read as their decimal text, like a CSV
   column of digits was during training);
 - `null` is a missing value (the model was trained to handle missing values);
-- NaN and ±Infinity are refused: JSON has no such numbers, and a client sending them has a bug.
+- NaN and ±Infinity are refused: JSON has no such numbers, and a client sending them has a bug;
+  so are numbers beyond a float's range (`1` followed by 400 zeros).
+
+Whatever the bytes, a client's mistake is a `RequestError` (a 4xx answer), never another
+exception: integers over Python's 4,300-digit conversion limit, documents nested deeper than
+the parser's recursion limit and undecodable text included. A raise counts in the endpoint's
+Errors metric, which rolls deployments back; `tests/unit/test_inference.py` fuzzes this.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ _NUMERIC_TYPES = frozenset(
 _BOOLEAN_TYPES = frozenset({"bool", "boolean"})
 # Finite floats lie strictly between these; NaN compares false with both.
 _FINITE_LOW, _FINITE_HIGH = -math.inf, math.inf
+_TOO_LARGE = "the number is too large for a float (beyond ±1.8e308)"
 
 
 class RequestError(ValueError):
@@ -124,7 +131,7 @@ class CheckedRows:
 
 def parse_body(body: str | bytes, limits: Limits) -> Any:
     """The JSON document of a request body; 413 above the size limit, 400 if malformed."""
-    size = len(body.encode("utf-8")) if isinstance(body, str) else len(body)
+    size = len(body.encode("utf-8", "surrogatepass")) if isinstance(body, str) else len(body)
     if size > limits.max_payload_bytes:
         raise RequestError(
             f"request body is {size} bytes; the limit is {limits.max_payload_bytes} bytes "
@@ -136,9 +143,26 @@ def parse_body(body: str | bytes, limits: Limits) -> Any:
         raise RequestError('request body is empty; send {"rows": [{feature: value, ...}]}')
     try:
         return json.loads(body, parse_constant=NonFinite)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except json.JSONDecodeError as error:
         raise RequestError(
             f"request body is not valid JSON: {error}", code="MalformedJson"
+        ) from None
+    except UnicodeDecodeError:
+        raise RequestError(
+            "request body is not valid JSON: it is not UTF-8 text", code="MalformedJson"
+        ) from None
+    except ValueError:
+        # int() refuses integer literals over sys.get_int_max_str_digits() (4,300) digits.
+        raise RequestError(
+            "request body is not valid JSON here: an integer has too many digits "
+            "(send a number that fits a float)",
+            code="MalformedJson",
+        ) from None
+    except RecursionError:
+        raise RequestError(
+            "request body is not valid JSON here: it is nested too deeply "
+            '(send {"rows": [{feature: value, ...}]})',
+            code="MalformedJson",
         ) from None
 
 
@@ -204,7 +228,10 @@ def check_rows(rows: Sequence[Any], schema: FeatureSchema, limits: Limits) -> Ch
             if kind_of_value is float and kind == "numeric" and _FINITE_LOW < value < _FINITE_HIGH:
                 append(value)
             elif kind_of_value is int and kind == "numeric":
-                append(float(value))
+                try:
+                    append(float(value))
+                except OverflowError:
+                    raise _type_error(index, name, _TOO_LARGE) from None
             else:
                 append(_coerce(value, kind, index, name))
         if len(row) > width:
@@ -237,14 +264,20 @@ def _coerce(value: Any, kind: str, row: int, column: str) -> Any:
         if isinstance(value, str):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
+            try:
+                return str(value)
+            except ValueError:  # over sys.get_int_max_str_digits() digits
+                raise _type_error(row, column, "the integer has too many digits") from None
         raise _type_error(row, column, f"expected a string, got {_json_type(value)}")
     if isinstance(value, bool):
         if kind == "boolean":
             return float(value)
         raise _type_error(row, column, "expected a number, got a boolean")
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise _type_error(row, column, _TOO_LARGE) from None
     expected = "true/false or a number" if kind == "boolean" else "a number"
     raise _type_error(row, column, f"expected {expected}, got {_json_type(value)}")
 
@@ -265,7 +298,11 @@ def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, (int, float)):
-        return f"a number ({value!r})"
+        try:
+            shown = repr(value)
+        except ValueError:  # an integer over sys.get_int_max_str_digits() digits
+            return "a number (too many digits to show)"
+        return f"a number ({shown if len(shown) <= 20 else shown[:17] + '...'})"
     if isinstance(value, str):
         shown = value if len(value) <= 20 else value[:17] + "..."
         return f"a string ({shown!r})"

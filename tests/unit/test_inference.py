@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn.ensemble  # noqa: F401  (loads OpenMP now, so threadpool_limits can cap it)
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 from threadpoolctl import threadpool_limits
 
@@ -781,3 +783,227 @@ def test_the_router_keeps_a_bounded_number_of_models_and_rereads_routes_after_th
     now[0] = 11.0
     router.route("a")
     assert reads[-1] == "a"
+
+
+# --- hostile input: every client mistake is answered, never raised -------------------------
+#
+# A raise counts in the alias' Errors metric, which rolls a deployment back and pages on-call;
+# these requests must be answered 4xx by the parser, whatever the bytes.
+
+ANSWERED = {200, 400, 404, 405, 413, 503}
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+HUGE_INTEGERS = st.sampled_from([10**400, -(10**400), 10**4299, 2**1100])
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | HUGE_INTEGERS
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def cancer_features() -> list[str]:
+    return [name for name in breast_cancer_frame()[0].columns if name != "target"]
+
+
+FEATURE_NAMES = cancer_features()
+
+
+def rows_like_a_client_sends(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Rows of the model's features, mostly plausible numbers, sometimes anything at all."""
+    value = st.floats(-1e6, 1e6) | st.integers(-(10**6), 10**6) | values
+    row = st.fixed_dictionaries(
+        {name: value for name in FEATURE_NAMES},
+        optional={"patient_id": values, "model": values},
+    )
+    return st.lists(row | values, min_size=0, max_size=3)
+
+
+def json_text(document: Any) -> str | None:
+    try:
+        return json.dumps(document)
+    except ValueError:  # an integer json cannot write (over 4,300 digits)
+        return None
+
+
+URL_BODIES = (
+    st.binary(max_size=300)
+    | st.text(max_size=300)
+    | JSON_VALUES.map(json_text).filter(lambda text: text is not None)
+    | rows_like_a_client_sends(JSON_VALUES)
+    .map(lambda rows: json_text({"rows": rows}))
+    .filter(lambda text: text is not None)
+    | st.integers(1, 6000).map(lambda digits: '{"rows": [{"mean_radius": ' + "9" * digits + "}]}")
+    | st.integers(1, 200_000).map(lambda depth: "[" * depth + "]" * (depth % 3))
+)
+
+
+def assert_answered_over_url(body: str | bytes, *, base64_encoded: bool = False) -> None:
+    if isinstance(body, bytes) and not base64_encoded:
+        body = body.decode("utf-8", errors="surrogateescape")
+    status, document = call_url(body, base64_encoded=base64_encoded)
+    assert status in ANSWERED, document
+    assert document["status"] == status
+    if status != 200:
+        assert set(document["error"]) >= {"code", "message"}
+
+
+def assert_answered_direct(payload: Any) -> None:
+    document = invoke(payload)
+    assert document["status"] in ANSWERED, document
+    json.dumps(document, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "column"),
+    [
+        ("1" * 5000, "MalformedJson", None),
+        ('{"rows": [{"mean_radius": ' + "1" * 5000 + "}]}", "MalformedJson", None),
+        ("[" * 100_000, "MalformedJson", None),
+        ('{"rows": ' + "[" * 50_000 + "]" * 50_000 + "}", "MalformedJson", None),
+        ('{"rows": [{"mean_radius": ' + str(10**400) + "}]}", "InvalidValue", "mean_radius"),
+        ('{"rows": [{"mean_radius": -' + str(10**400) + "}]}", "InvalidValue", "mean_radius"),
+        (b"\xff\xfe{}", "MalformedJson", None),
+    ],
+    ids=["digits", "digits-in-row", "nesting", "nested-rows", "overflow", "-overflow", "bytes"],
+)
+def test_bodies_that_used_to_raise_are_400s(
+    aws: None, body: str | bytes, code: str, column: str | None
+) -> None:
+    """int() over 4,300 digits (ValueError), deep nesting (RecursionError), float(10**400)."""
+    status, document = call_url(body, base64_encoded=isinstance(body, bytes))
+    assert status == 400, document
+    assert document["error"]["code"] == code
+    assert document["error"].get("column") == column
+
+
+def test_a_number_beyond_float_range_is_a_400_naming_row_and_column(
+    aws: None, env: Callable[..., None], cancer: tuple[bytes, pd.DataFrame], mixed_archive: bytes
+) -> None:
+    rows = feature_rows(cancer[1], 2)
+    rows[1]["worst_area"] = 10**400
+    direct = invoke({"rows": rows})
+    assert (direct["status"], direct["error"]["row"], direct["error"]["column"]) == (
+        400,
+        1,
+        "worst_area",
+    )
+    assert "too large" in direct["error"]["reason"]
+
+    storage.put_bytes(ARTIFACTS, "models/mixed/v2/model.zip", mixed_archive, "application/zip")
+    env(MODEL_NAME="mixed", MODEL_VERSION="2", MODEL_KEY="models/mixed/v2/model.zip")
+    categorical = invoke({"rows": [{"income": 1.0, "city": 10**5000}]})
+    assert (categorical["status"], categorical["error"]["column"]) == (400, "city")
+
+
+@FUZZ
+@given(body=URL_BODIES, base64_encoded=st.booleans())
+def test_any_url_body_is_answered_never_raised(
+    aws: None, body: str | bytes, base64_encoded: bool
+) -> None:
+    assert_answered_over_url(body, base64_encoded=base64_encoded)
+
+
+@FUZZ
+@given(payload=JSON_VALUES | rows_like_a_client_sends(JSON_VALUES).map(lambda r: {"rows": r}))
+def test_any_direct_invoke_payload_is_answered_never_raised(aws: None, payload: Any) -> None:
+    assert_answered_direct(payload)
+
+
+@FUZZ
+@given(
+    event=st.fixed_dictionaries(
+        {
+            "requestContext": st.fixed_dictionaries(
+                {"http": st.dictionaries(st.text(), JSON_VALUES)}
+            )
+        },
+        optional={"body": JSON_VALUES, "isBase64Encoded": JSON_VALUES, "rawPath": JSON_VALUES},
+    )
+)
+def test_a_malformed_url_event_is_answered_never_raised(aws: None, event: Any) -> None:
+    response = inference.handler(event, FakeContext())
+    assert response["statusCode"] in ANSWERED
+
+
+@FUZZ
+@given(
+    payload=st.fixed_dictionaries(
+        {"rows": rows_like_a_client_sends(JSON_VALUES)},
+        optional={"model": st.sampled_from([MODEL, "digits", "", "a\n", "../x"]) | JSON_VALUES},
+    ),
+    path=st.none() | st.text(max_size=40) | st.sampled_from([f"/models/{MODEL}", "/models/"]),
+)
+def test_the_shared_endpoint_answers_any_request_never_raises(
+    shared: Callable[..., None], payload: Any, path: str | None
+) -> None:
+    shared()
+    if path is None:
+        assert_answered_direct(payload)
+        return
+    text = json_text(payload)
+    assume(text is not None)
+    event = url_event(text or "")
+    event["rawPath"] = path
+    response = inference.handler(event, FakeContext())
+    assert response["statusCode"] in ANSWERED
+
+
+@pytest.fixture(scope="module")
+def sagemaker_deployed(cancer: tuple[bytes, pd.DataFrame]) -> service.Deployed:
+    from functions.inference.bundle import load_archive
+
+    return service.prepare(load_archive(cancer[0]), 1, MODEL)
+
+
+@FUZZ
+@given(body=URL_BODIES.map(lambda body: body if isinstance(body, bytes) else body.encode()))
+def test_the_sagemaker_server_answers_any_body_never_raises(
+    env: Callable[..., None], sagemaker_deployed: service.Deployed, body: bytes
+) -> None:
+    document = sagemaker_server.answer(body, service.get_settings(), sagemaker_deployed)
+    assert document["status"] in ANSWERED, document
+    json.dumps(document, allow_nan=False)
+
+
+def test_the_sagemaker_server_refuses_a_bad_content_length_with_a_400(
+    env: Callable[..., None], sagemaker_deployed: service.Deployed
+) -> None:
+    import http.client
+
+    server = sagemaker_server.make_server(
+        service.get_settings(), sagemaker_deployed, host="127.0.0.1", port=0
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for header, expected in (("abc", 400), ("-5", 400), ("²", 400), ("99999999999", 413)):
+            connection = http.client.HTTPConnection(
+                "127.0.0.1", server.server_address[1], timeout=10
+            )
+            connection.putrequest("POST", "/invocations")
+            connection.putheader("content-length", header)
+            connection.endheaders()
+            response = connection.getresponse()
+            assert response.status == expected, header
+            assert json.loads(response.read())["status"] == expected
+            connection.close()
+        digits = b'{"rows": [{"mean_radius": ' + b"7" * 5000 + b"}]}"
+        answer = sagemaker_server.answer(digits, service.get_settings(), sagemaker_deployed)
+        assert (answer["status"], answer["error"]["code"]) == (400, "MalformedJson")
+    finally:
+        server.shutdown()
+        server.server_close()
