@@ -23,6 +23,7 @@ from driftline.commands import (
     outputs,
     predict,
     runs,
+    upload,
     validate,
 )
 from driftline.errors import EXIT_UNUSABLE_INPUT, DriftlineError
@@ -35,6 +36,7 @@ COMMANDS = (
     validate,
     contracts,
     datasets,
+    upload,
     runs,
     models,
     endpoints,

@@ -106,6 +106,11 @@ def parse_upload(event: Mapping[str, Any]) -> DatasetUpload | IgnoredUpload:
     )
 
 
+def is_name(text: str) -> bool:
+    """A dataset or batch name the starter accepts: `[A-Za-z0-9_.-]`, at most 64 characters."""
+    return bool(_DATASET_NAME.match(text))
+
+
 def batch_prefix(dataset: str, batch: str) -> str:
     return f"{DATASETS_PREFIX}{dataset}/{batch}/"
 
@@ -117,3 +122,18 @@ def execution_name(dataset: str, version_id: str) -> str:
         return name
     digest = hashlib.sha256(f"{dataset}\0{version_id}".encode()).hexdigest()[:16]
     return f"{name[: EXECUTION_NAME_LIMIT - len(digest) - 1]}-{digest}"
+
+
+def rerun_execution_name(dataset: str, version_id: str, number: int) -> str:
+    """`<dataset>-<versionId>-rerun-<n>`: another run on the same version, at most 80 chars.
+
+    The suffix keeps a rerun from colliding with the upload's own run and with earlier reruns
+    (and with `-retrain-<n>` runs); a long base keeps a hash of the full name, as above.
+    """
+    suffix = f"-rerun-{number}"
+    base = execution_name(dataset, version_id)
+    if len(base) + len(suffix) <= EXECUTION_NAME_LIMIT:
+        return base + suffix
+    digest = hashlib.sha256(f"{dataset}\0{version_id}".encode()).hexdigest()[:12]
+    keep = EXECUTION_NAME_LIMIT - len(suffix) - len(digest) - 1
+    return f"{base[:keep]}-{digest}{suffix}"

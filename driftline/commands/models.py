@@ -1,4 +1,4 @@
-"""`driftline models list|show|approve|reject|promote`: the model registry and approval.
+"""`driftline models list|show|approve|reject|promote|check`: the model registry and approval.
 
 The champion (what serving and the gate compare against) is the newest Approved version, so
 approving a newer version promotes it and nothing needs archiving; rejecting takes a pending
@@ -7,6 +7,8 @@ version out of the running with the reason on record.
 Promotion across environments is explicit: `promote` copies an Approved version's artifacts
 into the target env's bucket under the target registry's next version, and the target env's
 own approval policy (cdk.json) decides whether it arrives Approved or PendingApproval.
+
+`check FILE` is offline: the model config checks Prepare applies (see docs/models.md).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import argparse
 import getpass
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from driftline.aws import client, require_output, stack_outputs
+from driftline.checks import check_contract, check_model_config
 from driftline.commands.runs import detail_rows, registry_errors
 from driftline.errors import UsageError
 from driftline.output import emit
@@ -32,7 +36,9 @@ from infra.config import ENV_NAMES, ApprovalPolicy, ConfigError, load_env_config
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("models", help="list, show, approve and reject model versions")
+    parser = subparsers.add_parser(
+        "models", help="list, show, approve, reject and promote model versions; check a config"
+    )
     actions = parser.add_subparsers(dest="models_command", required=True)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -67,6 +73,59 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     promote.add_argument("--to-profile", help="AWS profile for the target env (default chain)")
     promote.add_argument("--json", action="store_true", help="print one JSON document")
     promote.set_defaults(handler=run)
+    check = actions.add_parser(
+        "check",
+        help="check a model config offline, exactly as the Prepare step does",
+        description="Exit 0 with a summary when Prepare would accept the config; otherwise one "
+        "line naming the file and the key, exit 2. Format: docs/models.md.",
+    )
+    check.add_argument("file", type=Path, metavar="FILE", help="a model config (YAML)")
+    check.add_argument(
+        "--contract", type=Path, help="also resolve target and features against this contract"
+    )
+    check.add_argument("--json", action="store_true", help="print one JSON document")
+    check.set_defaults(handler=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    columns = None
+    if args.contract is not None:
+        columns = check_contract(args.contract).column_types()
+    checked = check_model_config(args.file, columns)
+    summary = checked.summary(str(args.file))
+    emit(summary, as_json=args.json, rows=check_rows(summary))
+    return 0
+
+
+def check_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The summary in reading order; the feature list shortened to fit a line."""
+    features = summary["features"]
+    if features is None:
+        shown = "every contract column except the target (pass --contract to resolve them)"
+    else:
+        head = ", ".join(features[:6]) + (", ..." if len(features) > 6 else "")
+        shown = f"{len(features)}: {head}"
+    rows = [
+        {"field": "file", "value": summary["file"]},
+        {"field": "task", "value": summary["task"]},
+        {"field": "target", "value": summary["target"]},
+        {"field": "estimator", "value": summary["estimator"]},
+        *(
+            {"field": f"estimator.params.{name}", "value": value}
+            for name, value in summary["estimator_params"].items()
+        ),
+        {"field": "metrics", "value": ", ".join(summary["metrics"])},
+        {"field": "primary_metric", "value": summary["primary_metric"]},
+        *({"field": f"split.{k}", "value": v} for k, v in summary["split"].items()),
+        *(
+            {"field": f"gate.{section}.{metric}", "value": value}
+            for section in ("thresholds", "max_regression")
+            for metric, value in summary["gate"][section].items()
+        ),
+        {"field": "approval", "value": summary["approval"]},
+        {"field": "features", "value": shown},
+    ]
+    return rows
 
 
 def _version(text: str) -> int:

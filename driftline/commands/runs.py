@@ -1,4 +1,7 @@
-"""`driftline runs list|show|compare`: training runs from the Runs registry.
+"""`driftline runs list|show|compare|wait|logs|rerun`: training runs.
+
+`list`, `show` and `compare` read the Runs registry; `wait`, `logs` and `rerun` work from the
+run's Step Functions execution (the run id is the execution name), see `driftline.run_follow`.
 
 `compare A B` puts two runs' parameters and metrics side by side with B - A deltas, the
 question after every retrain ("what changed, and did it help?").
@@ -19,10 +22,13 @@ from functions.shared.errors import TransientError
 from functions.shared.registry import RegistryError, RunRegistry
 
 SPLIT_ORDER = ("test", "validation", "train")
+DEFAULT_WAIT_SECONDS = 3600.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("runs", help="list, show and compare training runs")
+    parser = subparsers.add_parser(
+        "runs", help="list, show, compare, wait for, read the logs of and rerun training runs"
+    )
     actions = parser.add_subparsers(dest="runs_command", required=True)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -43,6 +49,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     compare = add("compare", "two runs side by side, with B - A deltas")
     compare.add_argument("run_a", metavar="RUN_A")
     compare.add_argument("run_b", metavar="RUN_B")
+    waiting = add(
+        "wait",
+        "follow a run step by step until it ends (exit 0 deployed, 1 a 'no', 2 failed)",
+    )
+    waiting.add_argument("run_id", metavar="RUN", help="run id (execution name) or ARN")
+    add_timeout(waiting)
+    logs = add("logs", "the CloudWatch Logs lines of a run's Lambda steps")
+    logs.add_argument("run_id", metavar="RUN", help="run id (execution name) or ARN")
+    logs.add_argument("--step", help="only this step (e.g. Validate, Prepare, Train)")
+    rerun = add("rerun", "start the pipeline again on the run's accepted dataset version")
+    rerun.add_argument("run_id", metavar="RUN", help="run id (execution name) or ARN")
+    rerun.add_argument("--wait", action="store_true", help="then follow it like `runs wait`")
+    add_timeout(rerun)
+
+
+def add_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_WAIT_SECONDS,
+        help=f"give up after S seconds (default {DEFAULT_WAIT_SECONDS:g}; the run goes on)",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -72,6 +110,17 @@ def runs_registry(env: str) -> RunRegistry:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.runs_command in ("wait", "logs", "rerun"):
+        from driftline import run_follow
+
+        with registry_errors():
+            if args.runs_command == "wait":
+                return run_follow.wait_command(args.env, args.run_id, args.timeout, args.json)
+            if args.runs_command == "logs":
+                return run_follow.logs_command(args.env, args.run_id, args.step, args.json)
+            return run_follow.rerun_command(
+                args.env, args.run_id, wait=args.wait, timeout=args.timeout, as_json=args.json
+            )
     with registry_errors():
         registry = runs_registry(args.env)
         if args.runs_command == "list":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,3 +32,26 @@ def atomic_items(monkeypatch: pytest.MonkeyPatch) -> None:
                 return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(DynamoHandler, name, locked)
+
+
+@pytest.fixture(scope="module")
+def emulated_aws() -> Iterator[None]:
+    """One in-process moto account for a test module, reached through the default chain.
+
+    Step Functions executions run their definitions (moto's ASL interpreter), so a test can
+    start an execution of a small state machine and read a real history. Nothing points at a
+    real account: credentials are fake and AWS_ENDPOINT_URL/AWS_PROFILE are unset meanwhile.
+    """
+    from moto import mock_aws
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            patch.setenv(name, value)
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        patch.delenv("AWS_PROFILE", raising=False)
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            yield

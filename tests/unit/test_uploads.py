@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from pipelines.uploads import DatasetUpload, IgnoredUpload, execution_name, parse_upload
+from pipelines.uploads import (
+    DatasetUpload,
+    IgnoredUpload,
+    execution_name,
+    is_name,
+    parse_upload,
+    rerun_execution_name,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -67,3 +74,22 @@ def test_long_execution_names_stay_within_the_limit_and_distinct() -> None:
     second = execution_name("d" * 60, "v" * 40 + "2")
     assert len(first) == len(second) == 80
     assert first != second
+
+
+def test_reruns_of_a_version_are_distinct_from_its_run_and_each_other() -> None:
+    assert rerun_execution_name("bc", "abc.def", 1) == "bc-abc_def-rerun-1"
+    long = [rerun_execution_name("d" * 60, "v" * 40, n) for n in (1, 2)]
+    assert [len(name) <= 80 and name.endswith(f"-rerun-{n}") for n, name in enumerate(long, 1)] == [
+        True,
+        True,
+    ]
+    assert long[0] != long[1]
+    assert rerun_execution_name("d" * 60, "v" * 40 + "1", 1) != rerun_execution_name(
+        "d" * 60, "v" * 40 + "2", 1
+    )
+
+
+@pytest.mark.parametrize(("name", "valid"), [("wine", True), ("a.b-c_1", True), ("../x", False)])
+def test_is_name_is_the_starters_rule(name: str, valid: bool) -> None:
+    assert is_name(name) is valid
+    assert is_name("x" * 65) is False

@@ -355,8 +355,25 @@ def test_a_dataset_without_a_contract_is_held_naming_the_expected_contract_path(
     result = invoke(state)
 
     assert rejected_rules(result) == {"contract"}
-    assert "contracts/no_such_contract.yaml" in result["cause"]
+    # The key a user can upload to, not the folder the function's image was unpacked into.
+    assert f"s3://{DATASETS}/contracts/no_such_contract.yaml" in result["cause"]
+    assert "asset." not in result["cause"] and str(REPO) not in result["cause"]
     assert tags(state)["driftline:quarantined"] == "true"
+
+
+def test_a_broken_packaged_contract_is_named_by_its_project_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.shared import contracts
+
+    monkeypatch.setattr(contracts.storage, "get_text_if_exists", lambda bucket, key: None)
+    (tmp_path / "orders.yaml").write_text("dataset: orders\ncolumns: {id: {type: decimal}}\n")
+
+    with pytest.raises(contracts.ContractError) as raised:
+        contracts.resolve("orders", DATASETS, packaged_dir=tmp_path)
+
+    assert str(raised.value).startswith("contracts/orders.yaml: columns.id.type")
+    assert str(tmp_path) not in str(raised.value)
 
 
 @pytest.mark.parametrize(
