@@ -51,6 +51,12 @@ LOG_RETENTION_DAYS: frozenset[int] = frozenset(
 )
 
 
+# Per inference function: enough for ~20 concurrent requests of up to a second each, and small
+# enough that a runaway client cannot take the account's whole Lambda concurrency (1,000 by
+# default, shared with the pipeline) from the training and monitoring functions.
+DEFAULT_INFERENCE_RESERVED_CONCURRENCY = 20
+
+
 class ConfigError(ValueError):
     """A context value that cannot describe a deployable environment."""
 
@@ -119,6 +125,11 @@ class EnvConfig(_Strict):
     deployment_strategy: DeploymentStrategy = DeploymentStrategy.ALL_AT_ONCE
     thresholds: DriftThresholds = DriftThresholds()
     schedules: Schedules = Schedules()
+    # Concurrent executions reserved for (and capping) each inference function, dedicated and
+    # shared; None reserves nothing (an account at Lambda's initial quota of 10 cannot reserve).
+    inference_reserved_concurrency: int | None = Field(
+        default=DEFAULT_INFERENCE_RESERVED_CONCURRENCY, ge=1, le=1000
+    )
     git_sha: str = "unknown"
 
     @field_validator("account")

@@ -122,6 +122,8 @@ class EndpointSettings:
     memory_mb: int
     log_retention: logs.RetentionDays
     removal_policy: RemovalPolicy
+    # Reserved (and maximum) concurrent executions of each endpoint function; None: uncapped.
+    reserved_concurrency: int | None = None
 
 
 class InferenceEndpoint(Construct):
@@ -159,6 +161,7 @@ class InferenceEndpoint(Construct):
             removal_policy=settings.removal_policy,
             memory_mb=settings.memory_mb,
             timeout_seconds=30,
+            reserved_concurrency=settings.reserved_concurrency,
         )
         self.function: lambda_.Function = runtime.function
         artifacts_bucket.grant_read(self.function, f"models/{model}/*")
@@ -265,6 +268,7 @@ class SharedEndpoint(Construct):
             removal_policy=settings.removal_policy,
             memory_mb=settings.memory_mb,
             timeout_seconds=30,
+            reserved_concurrency=settings.reserved_concurrency,
         )
         self.function: lambda_.Function = runtime.function
         artifacts_bucket.grant_read(self.function, "models/*/serving/*")

@@ -57,6 +57,7 @@ class DriftlineFunction(Construct):
         removal_policy: RemovalPolicy,
         memory_mb: int = 1024,
         timeout_seconds: int = 60,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -79,6 +80,7 @@ class DriftlineFunction(Construct):
             description=description,
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
+            reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={

@@ -116,6 +116,7 @@ class ServingStack(Stack):
                 memory_mb=INFERENCE_MEMORY_MB,
                 log_retention=retention,
                 removal_policy=RemovalPolicy.DESTROY,
+                reserved_concurrency=config.inference_reserved_concurrency,
             )
             for model in names:
                 endpoint = InferenceEndpoint(

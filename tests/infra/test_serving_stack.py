@@ -16,7 +16,7 @@ from aws_cdk.assertions import Match, Template
 from infra.app_builder import build_environment, shipped_model_names
 from infra.config import load_env_config
 from infra.stacks.serving_stack import construct_name
-from tests.infra.conftest import REPO, SynthesizedEnv, cdk_context
+from tests.infra.conftest import REPO, SynthesizedEnv, cdk_context, synthesize
 from tests.infra.test_compliance import cfn_lint_errors
 
 pytestmark = pytest.mark.infra
@@ -127,6 +127,35 @@ def test_the_inference_function_serves_from_the_shared_image_with_its_limits(
     (function,) = inference_functions(local.template_json("Serving")).values()
     variables = function["Properties"]["Environment"]["Variables"]
     assert "DRIFTLINE_MODEL_VERSION" not in variables  # only the deploy step sets a model
+
+
+@pytest.mark.parametrize("env_name", ["local", "prod"])
+def test_every_inference_function_reserves_the_envs_concurrency(
+    synth_env: Callable[[str], SynthesizedEnv], env_name: str
+) -> None:
+    """Dedicated and shared endpoints alike: capped, so a flood cannot starve the pipeline."""
+    expected = load_env_config(cdk_context(), env_name).inference_reserved_concurrency
+    assert expected is not None
+    template = synth_env(env_name).template_json("Serving")
+    functions = [*inference_functions(template).values(), shared_function(template)[1]]
+    assert len(functions) >= 2
+    for function in functions:
+        assert function["Properties"]["ReservedConcurrentExecutions"] == expected
+    deployer = [
+        fn
+        for fn in _serving_functions(template).values()
+        if fn not in functions and "ReservedConcurrentExecutions" in fn["Properties"]
+    ]
+    assert deployer == []  # only the endpoints reserve
+
+
+def test_reserved_concurrency_can_be_switched_off_per_env(tmp_path: Path) -> None:
+    context = cdk_context()
+    context["driftline"]["envs"]["dev"]["inference_reserved_concurrency"] = None
+    dev = synthesize("dev", tmp_path, {"driftline": context["driftline"]})
+    template = dev.template_json("Serving")
+    for function in _serving_functions(template).values():
+        assert "ReservedConcurrentExecutions" not in function["Properties"]
 
 
 def test_live_alias_starts_on_a_bootstrap_version_behind_an_iam_function_url(

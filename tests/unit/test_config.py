@@ -74,6 +74,11 @@ def test_unknown_env_lists_the_valid_ones() -> None:
         ("region", "mars-1", r"driftline\.envs\.dev\.region': 'mars-1' is not an AWS region"),
         ("account", "123", r"driftline\.envs\.dev\.account': must be a 12-digit"),
         ("surprise", 1, r"driftline\.envs\.dev\.surprise': Extra inputs are not permitted"),
+        (
+            "inference_reserved_concurrency",
+            0,
+            r"driftline\.envs\.dev\.inference_reserved_concurrency': Input should be greater",
+        ),
     ],
 )
 def test_malformed_context_value_names_the_key_and_reason(
@@ -82,6 +87,14 @@ def test_malformed_context_value_names_the_key_and_reason(
     with pytest.raises(ConfigError, match=expected) as raised:
         load_env_config(with_env_value("dev", key, value), "dev")
     assert "\n" not in str(raised.value)
+
+
+def test_inference_reserved_concurrency_defaults_and_can_be_switched_off() -> None:
+    without = context()
+    del without["driftline"]["envs"]["dev"]["inference_reserved_concurrency"]
+    assert load_env_config(without, "dev").inference_reserved_concurrency == 20
+    switched_off = with_env_value("dev", "inference_reserved_concurrency", None)
+    assert load_env_config(switched_off, "dev").inference_reserved_concurrency is None
 
 
 def test_prod_cannot_be_configured_to_destroy_its_data() -> None:
