@@ -129,10 +129,22 @@ def run(args: argparse.Namespace) -> int:
         elif args.runs_command == "show":
             record = registry.require_run(args.run_id)
             emit(record, as_json=args.json, rows=detail_rows(record))
+            return show_exit_code(record)
         else:
             first, second = registry.require_run(args.run_a), registry.require_run(args.run_b)
             document = compare_runs(first, second)
             emit(document, as_json=args.json, rows=comparison_rows(document))
+    return 0
+
+
+def show_exit_code(record: Mapping[str, Any]) -> int:
+    """0 for a run whose model serves; 1 for a negative verdict (rejected, gated out, or
+    registered but not deployed); 2 for a failed run."""
+    status = record.get("status")
+    if status == "Failed":
+        return 2
+    if status == "Rejected" or record.get("deployment_status") == "NotDeployed":
+        return 1
     return 0
 
 
@@ -153,6 +165,9 @@ def summary_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "seconds": record.get("duration_total"),
         "metric": f"{metric}={value:.4f}" if isinstance(value, (int, float)) else None,
         "model_version": record.get("model_version"),
+        "deployed": {"Deployed": "yes", "NotDeployed": "NO"}.get(
+            str(record.get("deployment_status"))
+        ),
     }
 
 

@@ -346,3 +346,20 @@ def test_a_missing_stack_is_a_usage_error(
 
     assert code == 2
     assert "Driftline-dev-Data does not exist" in err
+
+
+@pytest.mark.parametrize(
+    ("record", "code"),
+    [
+        ({"status": "Succeeded", "deployment_status": "Deployed"}, 0),
+        ({"status": "Succeeded", "deployment_status": "NotDeployed"}, 1),
+        ({"status": "Rejected"}, 1),
+        ({"status": "Failed"}, 2),
+    ],
+)
+def test_runs_show_exit_code_says_whether_the_model_serves(
+    record: dict[str, str], code: int
+) -> None:
+    from driftline.commands.runs import show_exit_code
+
+    assert show_exit_code(record) == code
