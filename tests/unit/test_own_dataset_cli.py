@@ -416,7 +416,7 @@ def test_an_unknown_run_is_one_line_and_exit_2_at_once(
 def test_a_run_still_going_at_the_timeout_exits_2(
     stacks: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = start(hold_seconds=1)
+    run = start(hold_seconds=30)  # far beyond the timeout, however loaded the machine
 
     code, _, err = cli(capsys, "runs", "wait", run, "--timeout", "0.3")
 
