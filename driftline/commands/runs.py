@@ -124,7 +124,10 @@ def run(args: argparse.Namespace) -> int:
     with registry_errors():
         registry = runs_registry(args.env)
         if args.runs_command == "list":
+            from driftline.undelivered import with_uploads_not_started
+
             runs = registry.list_runs(dataset=args.dataset, limit=args.limit)
+            runs = with_uploads_not_started(args.env, runs, dataset=args.dataset, limit=args.limit)
             emit(runs, as_json=args.json, rows=[summary_row(r) for r in runs])
         elif args.runs_command == "show":
             record = registry.require_run(args.run_id)

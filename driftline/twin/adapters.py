@@ -612,6 +612,7 @@ class LambdaRunner:
             result = self.invoke(fn, payload, invoked_arn)
             if result.function_error:
                 LOG.warning("async invoke of %s failed: %s", fn.function_name, result.payload[:500])
+                _send_to_on_failure_destination(fn, payload, result, invoked_arn)
 
         threading.Thread(target=run, name=f"lambda-event-{fn.function_name}", daemon=True).start()
 
@@ -3511,6 +3512,114 @@ class SqsQueuePolicyResource(_TwinModel):
         return cls(resource_name)
 
 
+def on_failure_record(
+    function_arn: str, payload: str, result: LambdaResult, *, at: datetime
+) -> dict[str, Any]:
+    """Lambda's on-failure destination record for a failed asynchronous invocation."""
+
+    def document(text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    return {
+        "version": "1.0",
+        "timestamp": _iso(at),
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": function_arn,
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 1,  # the twin delivers once and does not retry
+        },
+        "requestPayload": document(payload),
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": document(result.payload),
+    }
+
+
+def _send_to_on_failure_destination(
+    fn: Any, payload: str, result: LambdaResult, invoked_arn: str | None
+) -> None:
+    """Deliver the record to the function's on-failure SQS destination, if it has one."""
+    from moto.sqs.models import sqs_backends
+    from moto.utilities.arns import parse_arn
+
+    configs = getattr(fn, "event_invoke_config", None) or []
+    destination = next(
+        (
+            config.config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+            for config in configs
+        ),
+        None,
+    )
+    if not destination:
+        return
+    arn = parse_arn(str(destination))
+    if arn.service != "sqs":
+        LOG.warning("on-failure destination %s of %s: only SQS is delivered", arn, fn.function_name)
+        return
+    record = on_failure_record(
+        invoked_arn or f"{fn.function_arn}:$LATEST", payload, result, at=datetime.now(UTC)
+    )
+    try:
+        sqs_backends[arn.account][arn.region].send_message(arn.resource_id, json.dumps(record))
+    except Exception as error:  # Lambda retries destination delivery; the twin only logs
+        LOG.warning("on-failure destination %s of %s: %s", destination, fn.function_name, error)
+
+
+class LambdaEventInvokeConfigResource(_TwinModel):
+    """AWS::Lambda::EventInvokeConfig — stored on the function (GetFunctionEventInvokeConfig
+    returns it); a failed asynchronous invoke is sent to its on-failure SQS destination after
+    the one attempt the twin makes (retries and event age are recorded, not applied)."""
+
+    def __init__(self, physical_id: str, account_id: str, region: str, function: str) -> None:
+        self.physical_id = physical_id
+        self.account_id = account_id
+        self.region = region
+        self.function = function
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Lambda::EventInvokeConfig"
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> LambdaEventInvokeConfigResource:
+        from moto.awslambda.models import EventInvokeConfig, lambda_backends
+
+        props = cloudformation_json["Properties"]
+        fn = lambda_backends[account_id][region_name].get_function(str(props["FunctionName"]))
+        config: dict[str, Any] = {
+            key: int(props[key])
+            for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds")
+            if key in props
+        }
+        if "DestinationConfig" in props:
+            config["DestinationConfig"] = props["DestinationConfig"]
+        fn.event_invoke_config = [EventInvokeConfig(fn.function_arn, fn.last_modified, config)]
+        return cls(resource_name, account_id, region_name, fn.function_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        from moto.awslambda.models import lambda_backends
+
+        try:
+            fn = lambda_backends[self.account_id][self.region].get_function(self.function)
+        except Exception:  # the function went first
+            return
+        fn.event_invoke_config = []
+
+
 class S3BucketPolicyResource(_TwinModel):
     """AWS::S3::BucketPolicy — stored on the bucket (GetBucketPolicy returns it), not enforced."""
 
@@ -3681,6 +3790,7 @@ _TWIN_MODELS: tuple[type[Any], ...] = (
     SqsQueuePolicyResource,
     S3BucketPolicyResource,
     SchedulerScheduleResource,
+    LambdaEventInvokeConfigResource,
 )
 
 # Types moto skips that have no runtime behaviour for the loop to miss.

@@ -36,20 +36,18 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import DriftThresholds, Schedules
 from infra.constructs.functions import DriftlineFunction
 from infra.constructs.registry_tables import RegistryTableSet
-from infra.nag import acknowledge
+from infra.constructs.undelivered import UndeliveredEvents
 from pipelines.model_config import ModelConfigError, load_model_config
 from pipelines.monitoring import (
     CAPTURE_PREFIX,
@@ -164,30 +162,20 @@ class DriftMonitoring(Construct):
             self.functions["retrain"],
         )
 
-        self.dead_letters = sqs.Queue(
+        # Every function here runs on EventBridge's (asynchronous) invocations: an event that
+        # no function handled waits in this queue, and each function's errors page on-call.
+        self.undelivered = UndeliveredEvents(
             self,
             "DeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=resources.key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+            purpose="monitoring events",
+            key=resources.key,
+            topic=topic,
+            rule_retry_attempts=2,
+            max_event_age=Duration.hours(1),
         )
-        acknowledge(
-            self.dead_letters,
-            "AwsSolutions-SQS3",
-            "This queue is the dead-letter queue of the monitoring rules' Lambda targets",
-        )
-
-        def target(
-            function: lambda_.IFunction, payload: events.RuleTargetInput | None = None
-        ) -> targets.LambdaFunction:
-            return targets.LambdaFunction(
-                function,
-                event=payload,
-                dead_letter_queue=self.dead_letters,
-                retry_attempts=2,
-                max_event_age=Duration.hours(1),
-            )
+        for name, function in self.functions.items():
+            self.undelivered.guard(name, function)
+        target = self.undelivered.target
 
         self.schedule_rule = events.Rule(
             self,

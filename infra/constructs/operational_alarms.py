@@ -1,8 +1,9 @@
 """Alarms on the machinery itself, and the dashboard that shows the whole loop.
 
-Pipeline failures, messages stuck in dead-letter queues, endpoint throttles and failing
-monitoring functions each page the alerts topic. The endpoints' error and p99 latency alarms
-belong to the serving stack (CodeDeploy rolls back on them); they are shown here, not repeated.
+Pipeline failures and endpoint throttles each page the alerts topic. Events no function
+handled (dead-letter queues) and failing asynchronously invoked functions are alarmed by
+`UndeliveredEvents` in the stack that owns them; the endpoints' error and p99 latency alarms
+belong to the serving stack (CodeDeploy rolls back on them). Those are shown here, not repeated.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.constructs.drift_monitoring import DriftMonitoring, construct_name
+from infra.constructs.undelivered import at_least_one
 from pipelines.monitoring import DRIFT_SCORE_METRIC, NAMESPACE
 
 OPERATIONS_PERIOD = Duration.minutes(5)
@@ -34,23 +36,8 @@ class MonitoredEndpoint:
     alarms: Sequence[cloudwatch.IAlarm]
 
 
-def _at_least_one(
-    scope: Construct, construct_id: str, metric: cloudwatch.IMetric, description: str
-) -> cloudwatch.Alarm:
-    return cloudwatch.Alarm(
-        scope,
-        construct_id,
-        metric=metric,
-        alarm_description=description,
-        threshold=1,
-        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluation_periods=1,
-        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-    )
-
-
 class OperationalAlarms(Construct):
-    """Failures of the pipeline, the queues, the endpoints and the monitoring functions."""
+    """Failures of the pipeline and throttled endpoints."""
 
     def __init__(
         self,
@@ -58,31 +45,18 @@ class OperationalAlarms(Construct):
         construct_id: str,
         *,
         state_machine: sfn.IStateMachine,
-        dead_letter_queues: Mapping[str, sqs.IQueue],
         endpoints: Sequence[MonitoredEndpoint],
-        functions: Mapping[str, lambda_.IFunction],
         topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.pipeline_failures = _at_least_one(
+        self.pipeline_failures = at_least_one(
             self,
             "PipelineFailures",
             state_machine.metric_failed(period=OPERATIONS_PERIOD, statistic="Sum"),
             "Training pipeline: at least one execution failed (5 minutes)",
         )
-        self.dead_letters = {
-            name: _at_least_one(
-                self,
-                f"{name}DeadLetters",
-                queue.metric_approximate_number_of_messages_visible(
-                    period=OPERATIONS_PERIOD, statistic="Maximum"
-                ),
-                f"{name}: events the rule could not deliver wait in its dead-letter queue",
-            )
-            for name, queue in dead_letter_queues.items()
-        }
         self.endpoint_throttles = {
-            endpoint.model: _at_least_one(
+            endpoint.model: at_least_one(
                 self,
                 f"{construct_name(endpoint.model)}Throttles",
                 endpoint.function.metric_throttles(period=OPERATIONS_PERIOD, statistic="Sum"),
@@ -90,24 +64,13 @@ class OperationalAlarms(Construct):
             )
             for endpoint in endpoints
         }
-        self.function_errors = {
-            name: _at_least_one(
-                self,
-                f"{construct_name(name)}Errors",
-                function.metric_errors(period=OPERATIONS_PERIOD, statistic="Sum"),
-                f"Monitoring function {name} failed (5 minutes)",
-            )
-            for name, function in functions.items()
-        }
         for alarm in self.all():
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
 
     def all(self) -> list[cloudwatch.Alarm]:
         return [
             self.pipeline_failures,
-            *self.dead_letters.values(),
             *self.endpoint_throttles.values(),
-            *self.function_errors.values(),
         ]
 
 

@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 from aws_cdk import ArnFormat, Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -28,13 +27,13 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.constructs.functions import IMAGE_CONTEXT_EXCLUDES, REPO_ROOT, DriftlineFunction
 from infra.constructs.registry_tables import RegistryTableSet
+from infra.constructs.undelivered import UndeliveredEvents
 from infra.nag import WILDCARD_RESOURCE, acknowledge
 
 DATASETS_PREFIX = "datasets/"
@@ -291,19 +290,18 @@ class TrainingPipeline(Construct):
             timeout_seconds=30,
         ).function
         self.state_machine.grant_start_execution(start_run)
-        self.dead_letters = sqs.Queue(
+        # Uploads that never started a run: EventBridge could not invoke StartRun, or StartRun
+        # failed through its retries. Both keep the S3 event here (see `driftline runs list`).
+        self.undelivered = UndeliveredEvents(
             self,
             "UploadDeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=resources.key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+            purpose="dataset uploads",
+            key=resources.key,
+            topic=resources.alerts_topic,
+            rule_retry_attempts=4,
+            max_event_age=Duration.hours(2),
         )
-        acknowledge(
-            self.dead_letters,
-            "AwsSolutions-SQS3",
-            "This queue is the dead-letter queue of the upload rule's Lambda target",
-        )
+        self.undelivered.guard("start_run", start_run)
         self.upload_rule = events.Rule(
             self,
             "OnDatasetUpload",
@@ -316,14 +314,7 @@ class TrainingPipeline(Construct):
                     "object": {"key": [{"prefix": DATASETS_PREFIX}]},
                 },
             ),
-            targets=[
-                targets.LambdaFunction(
-                    start_run,
-                    dead_letter_queue=self.dead_letters,
-                    retry_attempts=4,
-                    max_event_age=Duration.hours(2),
-                )
-            ],
+            targets=[self.undelivered.target(start_run)],
         )
         self.functions = {
             "validate": validate,

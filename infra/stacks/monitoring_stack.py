@@ -80,17 +80,16 @@ class MonitoringStack(Stack):
                     alarms=(shared.error_alarm, shared.latency_alarm, shared.model_errors_alarm),
                 )
             )
+        undelivered = (pipeline.training.undelivered, self.drift.undelivered)
         queues = {
-            "UploadRule": pipeline.training.dead_letters,
-            "MonitoringRules": self.drift.dead_letters,
+            "Uploads": pipeline.training.undelivered.queue,
+            "Monitoring": self.drift.undelivered.queue,
         }
         self.operations = OperationalAlarms(
             self,
             "Operations",
             state_machine=state_machine,
-            dead_letter_queues=queues,
             endpoints=endpoints,
-            functions=self.drift.functions,
             topic=data.alerts_topic,
         )
         alarms: list[cloudwatch.IAlarm] = [
@@ -98,6 +97,7 @@ class MonitoringStack(Stack):
         ]
         alarms.append(self.drift.fleet_drift_alarm)
         alarms += self.operations.all()
+        alarms += [alarm for events in undelivered for alarm in events.all()]
         alarms += [alarm for endpoint in endpoints for alarm in endpoint.alarms]
 
         self.dashboard = cloudwatch.Dashboard(

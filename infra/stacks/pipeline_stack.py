@@ -58,3 +58,9 @@ class PipelineStack(Stack):
             "TrainingStateMachineArn",
             value=self.training.state_machine.state_machine_arn,
         )
+        CfnOutput(
+            self,
+            "UndeliveredUploadsQueueUrl",
+            value=self.training.undelivered.queue.queue_url,
+            description="S3 events of uploads that never started a run (driftline runs list)",
+        )

@@ -208,12 +208,12 @@ def test_operational_alarms_cover_pipeline_queues_endpoints_and_functions(
     assert failed["Namespace"] == "AWS/States" and failed["Statistic"] == "Sum"
     assert "TrainingStateMachine" in failed["Dimensions"][0]["Value"]["Fn::ImportValue"]
     queues = by_metric["ApproximateNumberOfMessagesVisible"]
-    assert len(queues) == 2  # the upload rule's and the monitoring rules' dead letters
+    assert len(queues) == 1  # the monitoring events' (the uploads' is in the Pipeline stack)
     throttled = by_metric["Throttles"]
     assert len(throttled) == 2  # the dedicated endpoint's and the shared endpoint's
     for throttles in throttled:
         assert {d["Name"] for d in throttles["Dimensions"]} == {"FunctionName", "Resource"}
-    assert len(by_metric["Errors"]) == 4  # each monitoring function
+    assert len(by_metric["Errors"]) == 4  # each monitoring function (see test_undelivered_events)
     for props in [failed, *queues, *throttled, *by_metric["Errors"]]:
         assert props["Threshold"] == 1
         assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
@@ -248,8 +248,9 @@ def test_dashboard_shows_runs_drift_per_feature_endpoints_and_alarm_states(
     (states,) = [w for w in widgets if w["properties"].get("title") == "Alarm states"]
     assert (
         len(states["properties"]["alarms"])
-        == len(resources(local, "AWS::CloudWatch::Alarm")) + 1 + 5
-    )  # + the composite drift alarm, + the dedicated endpoint's 2 and the shared endpoint's 3
+        == len(resources(local, "AWS::CloudWatch::Alarm")) + 1 + 5 + 2
+    )  # + the composite drift alarm, + the dedicated endpoint's 2 and the shared endpoint's 3,
+    # + the Pipeline stack's uploads queue and StartRun errors
     outputs = local.template_json("Monitoring")["Outputs"]
     assert "DashboardName" in outputs and "DriftMonitorFunctionName" in outputs
 

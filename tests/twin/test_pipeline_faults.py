@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,43 @@ def test_a_constant_target_fails_the_run_before_training(
 
     cause = _assert_failed_at_prepare(twin, upload, execution, alerts, dataset)
     assert "TrainingError: target 'target' has only one class (1)" in cause
+
+
+def test_an_upload_whose_starter_fails_is_kept_and_listed_as_never_started(
+    twin: RunningTwin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """StartRun failing (after Lambda's retries on AWS; one attempt on the twin) loses nothing:
+    the S3 event waits in the undelivered-uploads queue and `runs list` names the upload."""
+    from driftline.cli import main
+
+    dataset = "bc_never_started"
+    sqs, queue_url = twin.client("sqs"), twin.outputs["UndeliveredUploadsQueueUrl"]
+    inject_faults("start_run", error_type="StatesThrottled", message="starter is down")
+
+    upload = upload_dataset(twin.outputs["DatasetsBucketName"], dataset, BREAST_CANCER)
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _queued(sqs, queue_url):
+        time.sleep(0.2)
+    try:
+        assert main(["runs", "list", "--dataset", dataset, "--json"]) == 0
+        (listed,) = json.loads(capsys.readouterr().out)
+        assert (listed["run_id"], listed["status"]) == (upload.execution_name, "NotStarted")
+        assert (listed["key"], listed["version_id"]) == (upload.key, upload.version_id)
+        assert "StatesThrottled: starter is down" in listed["cause"]
+        stepfunctions = twin.client("stepfunctions")
+        with pytest.raises(stepfunctions.exceptions.ExecutionDoesNotExist):
+            stepfunctions.describe_execution(
+                executionArn=execution_arn(
+                    twin.outputs["TrainingStateMachineArn"], upload.execution_name
+                )
+            )
+    finally:
+        sqs.purge_queue(QueueUrl=queue_url)
+
+
+def _queued(sqs: Any, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
