@@ -7,7 +7,7 @@ ENVS := local dev staging prod
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test test-fast lint format synth bench clean
+.PHONY: setup demo test test-fast lint format synth checkov smoke bench clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -45,6 +45,29 @@ synth: setup
 	    -q -o cdk.out/$$env || exit 1; \
 	  echo "synthesized $$env into cdk.out/$$env"; \
 	done
+
+# checkov over every template `make synth` (and the delivery synth) wrote under cdk.out; any
+# finding not skipped in .checkov.yaml (each skip with its reason) fails. checkov pins its own
+# boto3, so it lives in a virtualenv of its own.
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
+checkov: $(CHECKOV_VENV)/.installed
+	@test -d cdk.out || { echo "cdk.out is missing: run make synth first" >&2; exit 2; }
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml
+
+# Post-deploy smoke test: `make smoke` starts a fresh twin, deploys local and checks it;
+# `make smoke ENV=dev` checks the deployed dev env through the standard AWS chain.
+SMOKE_ENV := $(if $(filter command line,$(origin ENV)),$(ENV),local)
+smoke: $(VENV)/.installed
+	@if [ "$(SMOKE_ENV)" = local ]; then \
+	  $(VENV)/bin/driftline smoke --env local --fresh-twin; \
+	else \
+	  $(VENV)/bin/driftline smoke --env $(SMOKE_ENV); \
+	fi
 
 bench: setup
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -23,6 +23,7 @@ from driftline.commands import (
     outputs,
     predict,
     runs,
+    smoke,
     upload,
     validate,
 )
@@ -41,6 +42,7 @@ COMMANDS = (
     models,
     endpoints,
     predict,
+    smoke,
 )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import App, CfnResource, DefaultStackSynthesizer, Environment, Stack, Tags
+from aws_cdk import CfnResource, DefaultStackSynthesizer, Environment, Stack, Stage, Tags
 
 from infra.config import EnvConfig
 from infra.constructs.drift_monitoring import monitored_models
@@ -37,10 +37,11 @@ class DriftlineStacks:
 
 
 def build_environment(
-    app: App, config: EnvConfig, *, model_names: Sequence[str] | None = None
+    app: Stage, config: EnvConfig, *, model_names: Sequence[str] | None = None
 ) -> DriftlineStacks:
     """Build `Driftline-<env>-{Data,Pipeline,Serving,Monitoring}` into `app` and enable cdk-nag.
 
+    `app` is the App, or a Stage of the delivery pipeline (stack names stay the same there).
     `model_names` (default: the configs shipped in `models/`) get one inference endpoint each.
     """
     environment = Environment(account=config.account, region=config.region)
@@ -51,10 +52,20 @@ def build_environment(
     def stack_id(part: str) -> str:
         return f"{config.stack_prefix}-{part}"
 
-    data = DataStack(app, stack_id("Data"), config=config, **common)
+    def named(part: str) -> dict[str, str]:
+        # Explicit, so a Stage does not prefix its own name: the CLI finds stacks by this name.
+        return {"stack_name": stack_id(part)}
+
+    data = DataStack(app, stack_id("Data"), config=config, **named("Data"), **common)
     models = shipped_model_names() if model_names is None else tuple(model_names)
     serving = ServingStack(
-        app, stack_id("Serving"), config=config, data=data, model_names=models, **common
+        app,
+        stack_id("Serving"),
+        config=config,
+        data=data,
+        model_names=models,
+        **named("Serving"),
+        **common,
     )
     pipeline = PipelineStack(
         app,
@@ -62,6 +73,7 @@ def build_environment(
         config=config,
         data=data,
         deploy_function=serving.deploy_function,
+        **named("Pipeline"),
         **common,
     )
     monitoring = MonitoringStack(
@@ -72,6 +84,7 @@ def build_environment(
         pipeline=pipeline,
         serving=serving,
         models=monitored_models(models, MODELS_DIR),
+        **named("Monitoring"),
         **common,
     )
     stacks = DriftlineStacks(data=data, pipeline=pipeline, serving=serving, monitoring=monitoring)

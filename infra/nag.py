@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import jsii
 from aws_cdk import (
     Acknowledgment,
-    App,
     IPolicyValidationContext,
     IPolicyValidationPlugin,
     PolicyValidationPluginReport,
     PolicyViolatingResource,
     PolicyViolation,
     Stack,
+    Stage,
     Validations,
 )
 from cdk_nag import AwsSolutionsChecks
@@ -43,8 +43,14 @@ class PatternAcknowledgement:
     reason: str
 
     def covers(self, rule_name: str, construct_path: str) -> bool:
-        return bool(
-            re.fullmatch(self.rule, rule_name) and re.fullmatch(self.construct_path, construct_path)
+        """`construct_path` is matched from the stack down: inside a delivery pipeline stage
+        the same construct sits under `Driftline-Delivery/<stage>/`."""
+        if not re.fullmatch(self.rule, rule_name):
+            return False
+        parts = construct_path.split("/")
+        return any(
+            re.fullmatch(self.construct_path, "/".join(parts[start:]))
+            for start in range(len(parts))
         )
 
 
@@ -170,9 +176,12 @@ def _with_resources(
 
 
 def enable_nag(
-    app: App, acknowledgements: Sequence[PatternAcknowledgement] = PATTERN_ACKNOWLEDGEMENTS
+    app: Stage, acknowledgements: Sequence[PatternAcknowledgement] = PATTERN_ACKNOWLEDGEMENTS
 ) -> None:
-    """Findings make synth raise ValidationFailed, so an unacknowledged one can never ship."""
+    """Findings make synth raise ValidationFailed, so an unacknowledged one can never ship.
+
+    `app` is the App or a Stage (each delivery pipeline stage validates its own stacks).
+    """
     Validations.of(app).add_plugins(_AcknowledgingPlugin(AwsSolutionsChecks(app), acknowledgements))
 
 

@@ -3,18 +3,27 @@
 Versions come from an atomic counter and are written with a condition that the version item
 does not exist yet, so concurrent registrations of one model get distinct, increasing numbers
 and never overwrite each other. Artifacts are copied under `models/<name>/v<version>/` before
-the version item is written, so a registered version never points at a missing file. A retried
-Register finds the version this run already registered and returns it instead of adding one.
+the version item is written, so a registered version never points at a missing file.
 
 On AWS the version is also a SageMaker Model Package in the model's Model Package Group
 (`DRIFTLINE_MODEL_PACKAGE_GROUPS`), so SageMaker's registry and lineage tools see it; the twin
 sets no groups (moto cannot create them) and skips that call.
+
+Three steps, each idempotent, so a retried Register (the state machine retries
+`TransientError`, e.g. SageMaker throttling) finishes what an earlier attempt started instead
+of stopping at the first thing already done:
+1. the version: a retry finds the version this run registered and adds none;
+2. the model package: skipped when the version records one; otherwise created with a client
+   token derived from group, run and version, so SageMaker answers a call repeated after a
+   lost response (or a failure to record the ARN) with the package it already created;
+3. the run record's `model_version`/`model_status` (a plain SET).
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from itertools import islice
 from typing import Any
 
@@ -23,7 +32,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.shared import storage
 from functions.shared.clients import client
-from functions.shared.errors import PipelineInputError
+from functions.shared.errors import PipelineInputError, transient_aws_errors
 from functions.shared.keys import MODEL, REGISTERED, model_artifact, run_artifact
 from functions.shared.registry import ModelRegistry, RunRegistry
 from functions.shared.settings import Settings, get_settings
@@ -51,16 +60,11 @@ def approval_status(config_approval: str, settings: Settings) -> str:
     return "Approved" if automatic else "PendingApproval"
 
 
-def _already_registered(models: ModelRegistry, state: GatedState) -> Registered | None:
+def _already_registered(models: ModelRegistry, state: GatedState) -> dict[str, Any] | None:
     """The version this run registered before a retry, looked up among the newest versions."""
     for record in islice(models.versions(state.dataset), RETRY_LOOKBACK):
         if record.get("run_id") == state.run.id:
-            return Registered(
-                model=state.dataset,
-                version=int(record["version"]),
-                status=str(record["status"]),
-                model_key=str(record["model_key"]),
-            )
+            return record
     return None
 
 
@@ -82,32 +86,43 @@ def model_package_group(settings: Settings, model: str) -> str | None:
     return str(group) if group else None
 
 
+def package_description(record: dict[str, Any]) -> str:
+    return f"{record['model']} v{record['version']} (run {record['run_id']})"
+
+
 def create_model_package(
     sagemaker: Any, *, group: str, record: dict[str, Any], bucket: str, settings: Settings
 ) -> str:
-    """Register the version in SageMaker; its status mirrors the Driftline registry's."""
+    """Register the version in SageMaker; its status mirrors the Driftline registry's.
+
+    Throttling and service errors are `TransientError` (the state machine retries Register);
+    the client token makes SageMaker answer a repeated call with the package it created.
+    """
     lineage = record["lineage"]
-    response = sagemaker.create_model_package(
-        ModelPackageGroupName=group,
-        ModelPackageDescription=f"{record['model']} v{record['version']} (run {record['run_id']})",
-        ModelApprovalStatus=record["status"],
-        InferenceSpecification={
-            "Containers": [
-                {
-                    "Image": settings.model_image_uri,
-                    "ModelDataUrl": f"s3://{bucket}/{record['model_key']}",
-                }
-            ],
-            "SupportedContentTypes": ["application/json"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-        CustomerMetadataProperties={
-            "driftline_version": str(record["version"]),
-            "driftline_run_id": str(record["run_id"]),
-            "dataset_version_id": str(lineage["s3_version_id"]),
-            "code_version": str(lineage["code_version"]),
-        },
-    )
+    token = uuid.uuid5(uuid.NAMESPACE_URL, f"{group}/{record['run_id']}/{record['version']}")
+    with transient_aws_errors(f"SageMaker CreateModelPackage in {group}"):
+        response = sagemaker.create_model_package(
+            ClientToken=str(token),
+            ModelPackageGroupName=group,
+            ModelPackageDescription=package_description(record),
+            ModelApprovalStatus=record["status"],
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": settings.model_image_uri,
+                        "ModelDataUrl": f"s3://{bucket}/{record['model_key']}",
+                    }
+                ],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            CustomerMetadataProperties={
+                "driftline_version": str(record["version"]),
+                "driftline_run_id": str(record["run_id"]),
+                "dataset_version_id": str(lineage["s3_version_id"]),
+                "code_version": str(lineage["code_version"]),
+            },
+        )
     return str(response["ModelPackageArn"])
 
 
@@ -119,11 +134,40 @@ def run(state: GatedState) -> Registered:
     bucket = settings.artifacts_bucket
     runs = RunRegistry(client("dynamodb"), settings.runs_table)
     models = ModelRegistry(client("dynamodb"), settings.models_table)
-    previous = _already_registered(models, state)
-    if previous is not None:
-        logger.info("already registered", extra={"version": previous.version})
-        return previous
+    name = state.dataset
+    record = _already_registered(models, state)
+    if record is None:
+        record = _register_version(state, settings, models)
+    else:
+        logger.info(
+            "already registered: finishing the other steps", extra={"version": record["version"]}
+        )
+    version, status = int(record["version"]), str(record["status"])
 
+    group = model_package_group(settings, name)
+    if group is not None and not record.get("model_package_arn"):
+        package_arn = create_model_package(
+            client("sagemaker"), group=group, record=record, bucket=bucket, settings=settings
+        )
+        models.set_version_fields(name, version, {"model_package_arn": package_arn})
+        logger.info("model package recorded", extra={"model_package_arn": package_arn})
+
+    duration = round(time.perf_counter() - started, 3)
+    runs.update_run(
+        state.run.id,
+        {"model_version": version, "model_status": status, "duration_register": duration},
+    )
+    logger.info("registered", extra={"version": version, "status": status})
+    return Registered(
+        model=name, version=version, status=status, model_key=str(record["model_key"])
+    )
+
+
+def _register_version(
+    state: GatedState, settings: Settings, models: ModelRegistry
+) -> dict[str, Any]:
+    """Allocate the next version, copy the run's artifacts under it, write its record."""
+    bucket = settings.artifacts_bucket
     status = approval_status(state.prepared.approval, settings)
     name = state.dataset
     created_at = utc_now()
@@ -164,19 +208,4 @@ def run(state: GatedState) -> Registered:
         logger.warning("version already taken", extra={"version": version})
     else:
         raise RuntimeError(f"model {name}: no free version after {MAX_ALLOCATIONS} attempts")
-
-    group = model_package_group(settings, name)
-    if group is not None:
-        package_arn = create_model_package(
-            client("sagemaker"), group=group, record=record, bucket=bucket, settings=settings
-        )
-        models.set_version_fields(name, version, {"model_package_arn": package_arn})
-        logger.info("model package created", extra={"model_package_arn": package_arn})
-
-    duration = round(time.perf_counter() - started, 3)
-    runs.update_run(
-        state.run.id,
-        {"model_version": version, "model_status": status, "duration_register": duration},
-    )
-    logger.info("registered", extra={"version": version, "status": status})
-    return Registered(model=name, version=version, status=status, model_key=model_key)
+    return record
