@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -214,7 +214,3 @@ def _one_line(error: ValidationError, key: str) -> str:
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     where = f"{key}.{location}" if location else key
     return f"invalid context value '{where}': {message}{suffix}"
-
-
-def stage_env_names(config: DeliveryConfig) -> tuple[Literal["dev", "staging", "prod"], ...]:
-    return tuple(stage.name for stage in config.stages)  # type: ignore[misc]
