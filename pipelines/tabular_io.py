@@ -48,6 +48,8 @@ class DataProblem(Exception):
     rule: str
     message: str
     rows: tuple[int, ...] = ()
+    column: str | None = None
+    count: int = 1
 
     def __str__(self) -> str:
         return self.message
@@ -106,26 +108,46 @@ class BoundedGzipReader(io.RawIOBase):
     """Decompresses gzip (all members) and stops with a `DataProblem` past `limit` bytes.
 
     Output is produced with `max_length`, so a bomb never gets to allocate more than one read
-    beyond the limit: the check happens before the data exists, not after.
+    beyond the limit: the check happens before the data exists, not after. A bomb is usually
+    stopped long before the limit by its ratio: every `ratio_window` bytes of output, the
+    output of that window divided by the compressed bytes it came from must not exceed
+    `max_ratio` (0 turns the ratio check off).
     """
 
-    def __init__(self, raw: IO[bytes] | Any, limit: int, name: str) -> None:
+    def __init__(
+        self,
+        raw: IO[bytes] | Any,
+        limit: int,
+        name: str,
+        *,
+        max_ratio: int = 0,
+        ratio_window: int = 16 << 20,
+    ) -> None:
         super().__init__()
         self._raw = raw
         self._limit = limit
         self._name = name
+        self._max_ratio = max_ratio
+        self._ratio_window = ratio_window
         self._decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._pending = b""
         self._started = False
         self._finished = False
         self.produced = 0
+        self.compressed = 0  # bytes read from `raw` (some may still be pending)
+        self._window_start = (0, 0)  # (produced, compressed consumed) when the window began
 
     def readable(self) -> bool:
         return True
 
+    def _read_raw(self, size: int) -> bytes:
+        data = bytes(self._raw.read(size) or b"")
+        self.compressed += len(data)
+        return data
+
     def _start(self) -> None:
         self._started = True
-        head = self._raw.read(2) or b""
+        head = self._read_raw(2)
         if len(head) == 0:
             self._finished = True
             return
@@ -139,7 +161,7 @@ class BoundedGzipReader(io.RawIOBase):
         want = _READ_SIZE if size is None or size < 0 else size
         while not self._finished:
             if not self._pending:
-                self._pending = self._raw.read(_READ_SIZE) or b""
+                self._pending = self._read_raw(_READ_SIZE)
                 if not self._pending:
                     if not self._decompressor.eof:
                         raise DataProblem("corrupt_gzip", f"{self._name}: gzip stream is truncated")
@@ -151,7 +173,10 @@ class BoundedGzipReader(io.RawIOBase):
                 raise DataProblem("corrupt_gzip", f"{self._name}: corrupt gzip: {error}") from None
             self._pending = self._decompressor.unconsumed_tail
             if self._decompressor.eof:
-                rest = self._decompressor.unused_data + self._pending
+                # The next member starts in `unused_data`. When `max_length` was reached on the
+                # way, zlib leaves the same leftover bytes in `unconsumed_tail` too: reading both
+                # would feed them twice (a valid `cat a.gz b.gz` then looks corrupt).
+                rest = self._decompressor.unused_data
                 self._pending = rest
                 self._decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 if rest and not rest.startswith(_GZIP_MAGIC[: len(rest)]):
@@ -159,7 +184,7 @@ class BoundedGzipReader(io.RawIOBase):
                         "corrupt_gzip", f"{self._name}: trailing bytes after the gzip stream"
                     )
                 if not rest:
-                    self._pending = self._raw.read(_READ_SIZE) or b""
+                    self._pending = self._read_raw(_READ_SIZE)
                     if not self._pending:
                         self._finished = True
             if out:
@@ -170,8 +195,24 @@ class BoundedGzipReader(io.RawIOBase):
                         f"{self._name}: decompresses to more than the limit of "
                         f"{self._limit} bytes (gzip bomb protection)",
                     )
+                self._check_ratio()
                 return out
         return b""
+
+    def _check_ratio(self) -> None:
+        produced, consumed = self._window_start
+        if not self._max_ratio or self.produced - produced < self._ratio_window:
+            return
+        now = self.compressed - len(self._pending)
+        ratio = (self.produced - produced) / max(1, now - consumed)
+        if ratio > self._max_ratio:
+            raise DataProblem(
+                "decompression_ratio",
+                f"{self._name}: expands {ratio:.0f}:1 ({self.produced - produced} bytes from "
+                f"{now - consumed} bytes of gzip), more than the limit of {self._max_ratio}:1 "
+                "(gzip bomb protection)",
+            )
+        self._window_start = (self.produced, now)
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
@@ -204,6 +245,79 @@ class ChainReader(io.RawIOBase):
         return len(data)
 
 
+class LineLimitReader(io.RawIOBase):
+    """Passes whole lines through and ends the stream before the first line over the limit.
+
+    For pyarrow's own streaming reader (the stray-quote fallback), which only notices a row
+    about twice its block size: a physical line (its line ending not counted) longer than
+    `max_line_bytes` ends the stream just before it and sets `too_long`, so every row before
+    it is still parsed. `nul` says whether a NUL byte went past.
+    """
+
+    def __init__(self, raw: IO[bytes] | Any, max_line_bytes: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self._max = max_line_bytes
+        self._held = b""  # the start of a line whose end has not been read yet
+        self._ready = memoryview(b"")
+        self._ended = False
+        self.too_long = False
+        self.nul = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _refill(self) -> None:
+        while not len(self._ready) and not self._ended:
+            data = self._raw.read(_READ_SIZE) or b""
+            if not data:
+                self._ended = True
+                tail, self._held = self._held, b""
+                if _content_length(tail, 0, len(tail)) > self._max:
+                    self.too_long = True
+                else:
+                    self._ready = memoryview(tail)
+                return
+            self.nul = self.nul or b"\x00" in data
+            buffer = self._held + bytes(data)
+            last = buffer.rfind(b"\n")
+            complete, self._held = buffer[: last + 1], buffer[last + 1 :]
+            keep = len(complete)
+            if complete:
+                array = np.frombuffer(complete, dtype=np.uint8)
+                ends = np.flatnonzero(array == 10)
+                starts = np.concatenate(([0], ends[:-1] + 1))
+                lengths = ends - starts
+                lengths[lengths > 0] -= array[ends[lengths > 0] - 1] == 13
+                over = np.flatnonzero(lengths > self._max)
+                if over.size:
+                    keep = int(starts[over[0]])
+            if keep < len(complete) or len(self._held) > self._max + 1:
+                self.too_long, self._ended, self._held = True, True, b""
+            self._ready = memoryview(complete[:keep])
+
+    def read(self, size: int = -1) -> bytes:
+        self._refill()
+        take = len(self._ready) if size is None or size < 0 else min(size, len(self._ready))
+        out = bytes(self._ready[:take])
+        self._ready = self._ready[take:]
+        return out
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _content_length(data: bytes | bytearray | memoryview, start: int, end: int) -> int:
+    """Length of the line `data[start:end]` without its line ending (LF or CR LF)."""
+    if end > start and data[end - 1] == 10:
+        end -= 1
+    if end > start and data[end - 1] == 13:
+        end -= 1
+    return end - start
+
+
 # --- CSV header --------------------------------------------------------------------------------
 
 
@@ -228,7 +342,7 @@ def read_csv_header(
             break
         buffer += data
         end = _first_record_end(buffer)
-        if end < 0 and len(buffer) > max_line_bytes:
+        if end < 0 and len(buffer) > max_line_bytes + 1:
             raise DataProblem(
                 "line_too_long",
                 f"{name}: the header line is longer than the limit of {max_line_bytes} bytes",
@@ -238,6 +352,11 @@ def read_csv_header(
     had_bom = buffer.startswith(_BOM)
     start = len(_BOM) if had_bom else 0
     header_bytes = buffer[start : end if end >= 0 else len(buffer)]
+    if _content_length(header_bytes, 0, len(header_bytes)) > max_line_bytes:
+        raise DataProblem(
+            "line_too_long",
+            f"{name}: the header line is longer than the limit of {max_line_bytes} bytes",
+        )
     rest = buffer[end:] if end >= 0 else b""
     try:
         text = header_bytes.decode("utf-8")
@@ -311,6 +430,32 @@ def _row_aligned_end(buffer: bytes | bytearray, delimiter: int, length: int) -> 
     return 0
 
 
+def row_bounds(
+    data: bytes | bytearray | memoryview, delimiter: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start, end (line ending excluded) and 1-based data row number of each row of `data`.
+
+    `data` starts at a row start. A row ends at a newline outside quotes when every quote is
+    well placed (the chunker's rule), else at every newline, which can only make rows shorter.
+    Blank rows are not data rows: the next row gets the number a blank one would have had.
+    """
+    array = np.frombuffer(data, dtype=np.uint8)
+    if not array.size:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, empty
+    ends = np.flatnonzero(array == 10)
+    quotes = np.flatnonzero(array == _QUOTE)
+    if quotes.size and _quotes_well_placed(array, quotes, ord(delimiter)):
+        ends = ends[np.searchsorted(quotes, ends) % 2 == 0]
+    if not ends.size or ends[-1] != array.size - 1:
+        ends = np.append(ends, array.size)  # the last row has no newline
+    starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
+    stops = ends.astype(np.int64)
+    stops -= (stops > starts) & (array[np.maximum(stops - 1, 0)] == 13)  # CR of a CR LF
+    numbers = np.cumsum(stops > starts)
+    return starts, stops, numbers
+
+
 @dataclass(frozen=True)
 class RowChunk:
     """The first `end` bytes of `data`: whole rows, handed to the parser without a copy."""
@@ -370,7 +515,9 @@ def iter_row_chunks(
             return
         end = filled if eof else _row_aligned_end(buffer, separator, filled)
         while end == 0:
-            if filled > block_size + max_line_bytes:
+            # No row end yet: the first row is at least `filled - 1` bytes long without its
+            # line ending (a CR may be last), so it is over the limit for sure here.
+            if filled > max_line_bytes + 1:
                 raise DataProblem(
                     "line_too_long",
                     f"{name}: a row is longer than the limit of {max_line_bytes} bytes",

@@ -52,6 +52,8 @@ class DatasetUpload:
         }
         if self.prefix is not None:
             document["prefix"] = self.prefix
+        if self.size is not None:  # Validate rejects an object too large for it before reading
+            document["size"] = self.size
         return document
 
 

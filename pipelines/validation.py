@@ -17,6 +17,7 @@ counts) shows a rule is broken.
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import tempfile
 from collections import deque
@@ -47,6 +48,7 @@ from pipelines.tabular_io import (
     DataProblem,
     HashingReader,
     InputError,
+    LineLimitReader,
     RaggedRows,
     RowChunk,
     StrayQuote,
@@ -56,6 +58,7 @@ from pipelines.tabular_io import (
     iter_row_chunks,
     open_path,
     read_csv_header,
+    row_bounds,
 )
 from pipelines.violations import SAMPLE_ROWS, Violation, ViolationCollector
 
@@ -73,9 +76,12 @@ _ALTERNATE_DELIMITERS = (",", ";", "\t", "|")
 class Limits:
     """Resource bounds: whatever the input, memory stays within a few blocks plus key tracking.
 
-    `block_size` is the CSV chunk size; a single row may be up to `max_line_bytes` long.
-    `max_decompressed_bytes` caps what a `.csv.gz` may expand to (gzip bombs) and what a
-    Parquet stream may spool to disk. `parse_workers` threads parse chunks in parallel
+    `block_size` is the CSV chunk size; a single row may be up to `max_line_bytes` long (its
+    line ending not counted). `max_decompressed_bytes` caps what a `.csv.gz` may expand to,
+    and `max_gzip_ratio` how much each `gzip_ratio_window` of its output may expand (gzip
+    bombs stop at the first window). `max_parquet_bytes` bounds a Parquet object, which is
+    spooled to the temporary directory: the validator functions have 10,240 MiB of `/tmp`.
+    `parse_workers` threads parse chunks in parallel
     (0: one per CPU, at most 4); up to `parse_workers + 1` chunks are in flight.
     `max_tracked_rows` bounds uniqueness and duplicate-row checks (12 bytes per tracked row,
     about 28 while sorting at the end); past it those checks cover the first rows only and a
@@ -86,6 +92,11 @@ class Limits:
     max_line_bytes: int = 10 * MiB
     max_columns: int = 2000
     max_decompressed_bytes: int = 16 * 1024 * MiB
+    # DEFLATE tops out at 1032:1 (runs of one byte); the widest CSV allowed, 2,000 sparse
+    # one-hot columns, compresses about 565:1 with `gzip -9`.
+    max_gzip_ratio: int = 800
+    gzip_ratio_window: int = 16 * MiB
+    max_parquet_bytes: int = 10_000 * MiB
     max_tracked_rows: int = 8_000_000
     category_cap: int = 1000
     top_k: int = 20
@@ -99,6 +110,9 @@ class Limits:
             "max_line_bytes",
             "max_columns",
             "max_decompressed_bytes",
+            "max_gzip_ratio",
+            "gzip_ratio_window",
+            "max_parquet_bytes",
             "category_cap",
             "histogram_bins",
             "parquet_batch_rows",
@@ -842,7 +856,13 @@ class _Validation:
     # end ----------------------------------------------------------------------------------
 
     def stop(self, problem: DataProblem) -> None:
-        self.found.add(problem.rule, problem.message, rows=problem.rows)
+        self.found.add(
+            problem.rule,
+            problem.message,
+            column=problem.column,
+            count=problem.count,
+            rows=problem.rows,
+        )
         self.complete = False
 
     def finish(self) -> tuple[list[Violation], list[str], DatasetProfile]:
@@ -937,6 +957,8 @@ class _ParsedChunk:
     skipped: tuple[int, ...] = ()
     problems: list[DataProblem] = field(default_factory=list)
     unnumbered: int = 0  # ragged rows pyarrow gave no number for; counted all the same
+    dropped: tuple[int, ...] = ()  # rows over the line limit, cut out before parsing
+    nuls: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (column, positions)
 
     @property
     def ragged(self) -> int:
@@ -983,43 +1005,122 @@ class _CsvParser:
     def parse(self, chunk: RowChunk) -> _ParsedChunk:
         """Typed parse; a chunk pyarrow refuses is re-parsed as bytes for per-value diagnosis.
 
-        The block size is `max_line_bytes + 1`, so pyarrow itself reports any longer row (as a
-        row straddling blocks); the chunk is then parsed whole and the row is flagged.
+        Rows longer than `max_line_bytes` are flagged and cut out first (only a chunk longer
+        than the limit can hold one), so each row left fits pyarrow's block. NUL bytes, found
+        with one `memchr`, are located by column and row with an extra parse as bytes.
         """
         limits = self.limits
-        quoted = chunk.has_quote()
-        view = chunk.view()
+        data: bytes | bytearray = chunk.data
+        end = chunk.end
+        problems: list[DataProblem] = []
+        dropped: tuple[int, ...] = ()
+        if end > limits.max_line_bytes:
+            cut = self._cut_long_rows(chunk.view())
+            if cut is not None:
+                data, dropped, problem = cut
+                end = len(data)
+                problems.append(problem)
+        view = memoryview(data)[:end]
+        quoted = data.find(b'"', 0, end) >= 0
         block = limits.max_line_bytes + 1
         slow = False
-        problems: list[DataProblem] = []
         while True:
             ragged = RaggedRows()
             options = self._options(slow=slow, block_size=block, quoted=quoted, ragged=ragged)
             try:
                 table = pacsv.read_csv(pa.py_buffer(view), *options)
             except pa.ArrowInvalid as error:
-                if is_straddle_error(error) and block <= len(chunk):
-                    longest, line = _longest_line(view)
-                    if longest > limits.max_line_bytes:
-                        problems.append(
-                            DataProblem(
-                                "line_too_long",
-                                f"{self.name}: a line of {longest} bytes is longer than the "
-                                f"limit of {limits.max_line_bytes} bytes",
-                                (line,),
-                            )
-                        )
-                    block = len(chunk) + 1
+                if is_straddle_error(error) and block <= end:
+                    block = end + 1
                     continue
                 if not slow and "conversion error" in str(error):
                     slow = True
                     continue
                 raise DataProblem("parse", f"{self.name}: {str(error).splitlines()[0]}") from None
-            numbers = tuple(sorted(ragged.numbers))
-            return _ParsedChunk(table, numbers, problems, ragged.count - len(numbers))
+            numbers = sorted(ragged.numbers)
+            if dropped:  # pyarrow numbered the rows left; back to the chunk's numbering
+                numbers = RowMap(0, dropped).numbers([number - 1 for number in numbers])
+            parsed = _ParsedChunk(
+                table, tuple(numbers), problems, ragged.count - len(numbers), dropped
+            )
+            if data.find(b"\x00", 0, end) >= 0:
+                self._locate_nuls(parsed, view, quoted)
+            return parsed
+
+    def _cut_long_rows(self, view: memoryview) -> tuple[bytes, tuple[int, ...], DataProblem] | None:
+        """The chunk without its rows over the limit, their numbers and the problem, or None."""
+        limit = self.limits.max_line_bytes
+        starts, stops, numbers = row_bounds(view, self.delimiter)
+        over = np.flatnonzero(stops - starts > limit)
+        if not over.size:
+            return None
+        kept: list[memoryview] = []
+        cursor = 0
+        for index in over.tolist():
+            kept.append(view[cursor : int(starts[index])])
+            cursor = int(starts[index + 1]) if index + 1 < len(starts) else len(view)
+        kept.append(view[cursor:])
+        dropped = tuple(int(number) for number in numbers[over])
+        longest = int((stops - starts)[over].max())
+        problem = DataProblem(
+            "line_too_long",
+            f"{self.name}: a row of {longest} bytes is longer than the limit of {limit} bytes",
+            dropped,
+            count=len(dropped),
+        )
+        return b"".join(kept) or b"\n", dropped, problem  # a blank line parses to no rows
+
+    def _locate_nuls(self, parsed: _ParsedChunk, view: memoryview, quoted: bool) -> None:
+        """Columns and positions of NUL bytes, from a parse of every column as bytes."""
+        options = csv_options(
+            names=self.names,
+            include=self.names,
+            column_types=dict.fromkeys(self.names, pa.binary()),
+            delimiter=self.delimiter,
+            null_values=self.null_values,
+            block_size=len(view) + 1,
+            use_threads=False,
+            quoted=quoted,
+            ragged=RaggedRows(),
+        )
+        try:
+            table = pacsv.read_csv(pa.py_buffer(view), *options)
+        except pa.ArrowInvalid:
+            table = None
+        if table is not None:
+            parsed.nuls = self.nul_positions(table)
+        if not parsed.nuls:  # in rows the parser skipped (ragged): located by bytes alone
+            starts, _, numbers = row_bounds(view, self.delimiter)
+            found = np.flatnonzero(np.frombuffer(view, dtype=np.uint8) == 0)
+            rows = np.unique(numbers[np.searchsorted(starts, found, side="right") - 1])
+            parsed.problems.append(
+                DataProblem(
+                    "binary",
+                    f"{self.name}: NUL bytes in a row that could not be parsed: binary data",
+                    tuple(int(row) for row in rows[:SAMPLE_ROWS]),
+                    count=len(rows),
+                )
+            )
+
+    def nul_positions(self, table: pa.Table) -> list[tuple[int, np.ndarray]]:
+        """(index in the header, row positions) of each column of bytes holding a NUL."""
+        found = []
+        for name in table.column_names:
+            values = table.column(name)
+            if not (pa.types.is_binary(values.type) or pa.types.is_string(values.type)):
+                continue
+            mask = pc.fill_null(pc.match_substring(values, "\x00"), False)
+            positions = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+            if positions.size:
+                found.append((self.names.index(name), positions))
+        return found
 
     def stream(self, source: IO[bytes] | Any) -> Iterator[_ParsedChunk]:
-        """The exact fallback after a stray quote: pyarrow's own single-threaded reader."""
+        """The exact fallback after a stray quote: pyarrow's own single-threaded reader.
+
+        Its input ends before the first line over the limit (pyarrow alone would let rows of
+        nearly twice its block size through); that line is then reported as the next row.
+        """
         ragged = RaggedRows()
         limits = self.limits
         options = self._options(
@@ -1028,9 +1129,16 @@ class _CsvParser:
             quoted=True,
             ragged=ragged,
         )
+        limited = LineLimitReader(source, limits.max_line_bytes)
+        too_long = DataProblem(
+            "line_too_long",
+            f"{self.name}: a row is longer than the limit of {limits.max_line_bytes} bytes",
+        )
         cursor = 0
+        located = False
+        empty: pa.Table | None = None
         try:
-            for batch in pacsv.open_csv(source, *options):
+            for batch in pacsv.open_csv(limited, *options):
                 end = cursor + batch.num_rows
                 numbers = sorted(ragged.numbers)
                 for number in numbers:
@@ -1038,24 +1146,21 @@ class _CsvParser:
                         end += 1
                 skipped = tuple(n - cursor for n in numbers if cursor < n <= end)
                 ragged.numbers = [n for n in numbers if n > end]
-                yield _ParsedChunk(pa.Table.from_batches([batch]), skipped)
+                table = pa.Table.from_batches([batch])
+                nuls = self.nul_positions(table) if limited.nul else []
+                located = located or bool(nuls)
+                empty = table.slice(0, 0)
+                yield _ParsedChunk(table, skipped, nuls=nuls)
                 cursor = end
         except pa.ArrowInvalid as error:
-            if is_straddle_error(error):
-                raise DataProblem(
-                    "line_too_long",
-                    f"{self.name}: a row is longer than the limit of {limits.max_line_bytes} bytes",
-                ) from None
+            if limited.too_long or is_straddle_error(error):
+                raise too_long from None
             raise DataProblem("parse", f"{self.name}: {str(error).splitlines()[0]}") from None
-
-
-def _longest_line(chunk: bytes | memoryview) -> tuple[int, int]:
-    """Length of the longest physical line and its 1-based line number within the chunk."""
-    newlines = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
-    bounds = np.concatenate(([-1], newlines, [len(chunk)]))
-    lengths = np.diff(bounds) - 1
-    index = int(np.argmax(lengths))
-    return int(lengths[index]), index + 1
+        if limited.nul and not located and empty is not None:
+            problem = DataProblem("binary", f"{self.name}: NUL bytes outside the checked columns")
+            yield _ParsedChunk(empty, problems=[problem])
+        if limited.too_long:
+            raise too_long
 
 
 def _parsed_chunks(
@@ -1109,39 +1214,93 @@ def _validate_csv(run: _Validation, reader: IO[bytes] | Any) -> None:
         types={column.arrow_name: fast_read_type(column.spec) for column in run.columns},
     )
     rows_before = 0
-    for parsed in _parsed_chunks(parser, reader, header.rest):
-        row_map = RowMap(rows_before, parsed.skipped)
-        for problem in parsed.problems:
-            rows = [rows_before + row for row in problem.rows]
-            run.found.add(problem.rule, problem.message, rows=rows)
-        if parsed.ragged:
-            run.found.add(
-                "ragged_row",
-                f"rows with a number of fields other than the header's {len(arrow_names)}",
-                count=parsed.ragged,
-                rows=[rows_before + number for number in parsed.skipped],
-            )
-        run.check_table(parsed.table, row_map, parsed.ragged)
-        rows_before += parsed.table.num_rows + parsed.ragged
+    try:
+        for parsed in _parsed_chunks(parser, reader, header.rest):
+            row_map = RowMap(rows_before, tuple(sorted(parsed.skipped + parsed.dropped)))
+            for problem in parsed.problems:
+                rows = [rows_before + row for row in problem.rows]
+                run.found.add(
+                    problem.rule,
+                    problem.message,
+                    column=problem.column,
+                    count=problem.count,
+                    rows=rows,
+                )
+            for index, positions in parsed.nuls:
+                name = run.header[index]
+                run.found.add(
+                    "binary",
+                    f"column {name!r} holds NUL bytes: binary data, not text",
+                    column=name,
+                    count=len(positions),
+                    rows=row_map.numbers(positions[:SAMPLE_ROWS].tolist()),
+                )
+            if parsed.ragged:
+                run.found.add(
+                    "ragged_row",
+                    f"rows with a number of fields other than the header's {len(arrow_names)}",
+                    count=parsed.ragged,
+                    rows=[rows_before + number for number in parsed.skipped],
+                )
+            run.check_table(parsed.table, row_map, parsed.ragged + len(parsed.dropped))
+            rows_before += parsed.table.num_rows + parsed.ragged + len(parsed.dropped)
+    except DataProblem as problem:
+        if problem.rule == "line_too_long" and not problem.rows:
+            problem.rows = (rows_before + 1,)  # reading stopped at the row after the last read
+        raise
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _too_large(name: str, size: int, limit: int) -> DataProblem:
+    return DataProblem(
+        "too_large",
+        f"{name}: {size} bytes of Parquet, more than the limit of {limit} bytes "
+        "(Parquet is copied to the function's /tmp: partition it into parts)",
+    )
+
+
+def _spool_file() -> IO[bytes]:
+    """Memory up to 64 MiB, then a file in the temporary directory (`/tmp` on Lambda)."""
+    return tempfile.SpooledTemporaryFile(max_size=64 * MiB)
 
 
 def _seekable_copy(hashing: HashingReader, limit: int, name: str) -> IO[bytes]:
-    """Parquet needs random access; a stream is spooled (memory first, then disk) while hashed."""
-    spool = tempfile.SpooledTemporaryFile(max_size=64 * MiB)  # noqa: SIM115 (returned)
-    while True:
-        data = hashing.read(MiB)
-        if not data:
-            break
-        spool.write(data)
-        if hashing.size > limit:
-            spool.close()
-            raise DataProblem("too_large", f"{name}: larger than the limit of {limit} bytes")
-    spool.seek(0)
+    """Parquet needs random access; a stream is spooled (memory first, then disk) while hashed.
+
+    A full disk is the file's size problem, not a crash: `too_large`, like the limit.
+    """
+    spool = _spool_file()
+    try:
+        while True:
+            data = hashing.read(MiB)
+            if not data:
+                break
+            if hashing.size > limit:
+                raise _too_large(name, hashing.size, limit)
+            spool.write(data)
+        spool.seek(0)
+    except OSError as error:
+        spool.close()
+        if error.errno not in _NO_SPACE:
+            raise
+        raise DataProblem(
+            "too_large",
+            f"{name}: does not fit in the temporary directory for Parquet "
+            f"({tempfile.gettempdir()} full after {hashing.size} bytes: {error.strerror})",
+        ) from None
+    except DataProblem:
+        spool.close()
+        raise
     return spool
 
 
-def _validate_parquet(run: _Validation, hashing: HashingReader) -> None:
-    spool = _seekable_copy(hashing, run.limits.max_decompressed_bytes, run.name)
+def _validate_parquet(run: _Validation, hashing: HashingReader, size: int | None) -> None:
+    limit = run.limits.max_parquet_bytes
+    if size is not None and size > limit:
+        raise _too_large(run.name, size, limit)  # from the object's size, before reading it
+    spool = _seekable_copy(hashing, limit, run.name)
     if hashing.size == 0:
         spool.close()
         raise DataProblem("empty_file", f"{run.name}: the file is empty")
@@ -1172,6 +1331,16 @@ def _validate_parquet(run: _Validation, hashing: HashingReader) -> None:
             ) from None
 
 
+def _gunzip(stream: IO[bytes] | Any, limits: Limits, name: str) -> BoundedGzipReader:
+    return BoundedGzipReader(
+        stream,
+        limits.max_decompressed_bytes,
+        name,
+        max_ratio=limits.max_gzip_ratio,
+        ratio_window=limits.gzip_ratio_window,
+    )
+
+
 def _open(
     source: str | Path | IO[bytes] | Any, name: str | None
 ) -> tuple[str, str, IO[bytes] | Any, bool]:
@@ -1200,7 +1369,7 @@ def read_tables(
     label, fmt, stream, owned = _open(source, name)
     try:
         if fmt == "parquet":
-            spool = _seekable_copy(HashingReader(stream), limits.max_decompressed_bytes, label)
+            spool = _seekable_copy(HashingReader(stream), limits.max_parquet_bytes, label)
             try:
                 parquet = pq.ParquetFile(spool, pre_buffer=False, buffer_size=MiB)
             except (pa.ArrowException, OSError) as error:
@@ -1211,7 +1380,7 @@ def read_tables(
             return names, _closing((pa.Table.from_batches([b]) for b in batches), handles)
         reader: IO[bytes] | Any = stream
         if fmt == "csv.gz":
-            reader = BoundedGzipReader(stream, limits.max_decompressed_bytes, label)
+            reader = _gunzip(stream, limits, label)
         header = read_csv_header(
             reader, delimiter=delimiter, max_line_bytes=limits.max_line_bytes, name=label
         )
@@ -1258,22 +1427,26 @@ def validate(
     *,
     name: str | None = None,
     limits: Limits | None = None,
+    size: int | None = None,
 ) -> ValidationReport:
     """Validate and profile `source` (a path, or a binary stream with `name` its key).
 
+    `size` is the object's size when known (the S3 event says it; a path's is read here):
+    a Parquet object over `Limits.max_parquet_bytes` is rejected before a byte is read.
     Raises `InputError` only when the input cannot be opened or its format is unknown; every
     problem with the content is a violation in the report.
     """
     limits = limits or Limits()
     label, fmt, stream, owned = _open(source, name)
+    if size is None and owned:
+        size = os.fstat(stream.fileno()).st_size
     run = _Validation(contract, limits, label)
     hashing = HashingReader(stream)
     try:
         if fmt == "parquet":
-            _validate_parquet(run, hashing)
+            _validate_parquet(run, hashing, size)
         elif fmt == "csv.gz":
-            gz = BoundedGzipReader(hashing, limits.max_decompressed_bytes, label)
-            _validate_csv(run, gz)
+            _validate_csv(run, _gunzip(hashing, limits, label))
         else:
             _validate_csv(run, hashing)
     except DataProblem as problem:

@@ -1,6 +1,7 @@
 """Score the challenger on every split and the champion on the challenger's test rows.
 
-The champion is the newest Approved version of this model. A champion that cannot be scored
+The champion is the version the model's endpoint serves (`functions.shared.endpoints.champion`;
+not the newest Approved one, which may never have served). A champion that cannot be scored
 here (written by another scikit-learn, or trained on columns the data no longer has) is
 reported as a note instead of failing the run; the gate then says it could not compare.
 """
@@ -16,6 +17,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.shared import storage
 from functions.shared.artifacts import RunData, load_model_bytes, load_run_data
 from functions.shared.clients import client
+from functions.shared.endpoints import EndpointRegistry
+from functions.shared.endpoints import champion as serving_champion
 from functions.shared.keys import METRICS, PLOT, run_artifact
 from functions.shared.registry import ModelRegistry, RunRegistry
 from functions.shared.settings import get_settings
@@ -69,7 +72,12 @@ def run(state: TrainedState) -> Evaluated:
         config=data.config, prepared=data.prepared, model=challenger, evaluation=evaluation
     )
 
-    champion = ModelRegistry(client("dynamodb"), settings.models_table).champion(state.dataset)
+    dynamodb = client("dynamodb")
+    champion = serving_champion(
+        ModelRegistry(dynamodb, settings.models_table),
+        EndpointRegistry(dynamodb, settings.required_endpoints_table),
+        state.dataset,
+    )
     champion_metrics, note = score_champion(champion, data, bucket)
     champion_version = int(champion["version"]) if champion is not None else None
 

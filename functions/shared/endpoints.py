@@ -32,7 +32,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from functions.shared.errors import error_code, transient_aws_errors
-from functions.shared.registry import RegistryError, _Table, to_attributes
+from functions.shared.registry import ModelRegistry, RegistryError, _Table, to_attributes
 
 LIVE_ALIAS = "live"
 SHARED_ENDPOINT = "shared"
@@ -215,6 +215,24 @@ class EndpointRegistry(_Table):
             ),
             ConditionExpression="attribute_exists(pk)",
         )
+
+
+def champion(
+    models: ModelRegistry, endpoints: EndpointRegistry, model: str
+) -> dict[str, Any] | None:
+    """The champion: the registry record of the version `model`'s endpoint serves now.
+
+    Read from the Endpoints table's `current` item, which only a deploy that went live or a
+    rollback writes, for dedicated and shared endpoints alike: an Approved version whose
+    deploy failed, was refused or was rolled back (by CodeDeploy, a canary or `driftline
+    endpoints rollback`) never becomes the champion, and new models are gated against the one
+    that answers requests. None while nothing serves: a first version is gated on thresholds.
+    """
+    current = endpoints.current(model)
+    version = current.get("model_version") if current is not None else None
+    if version is None:
+        return None
+    return models.get_version(model, int(version))
 
 
 def _current_is(version: int | None) -> tuple[str, dict[str, Any]]:

@@ -204,7 +204,7 @@ def serving_version_record(
     registry = ModelRegistry(client("dynamodb"), models_table)
     if version is not None:
         return registry.get_version(model, version)
-    return registry.champion(model)
+    return registry.latest_approved(model)
 
 
 # --------------------------------------------------------------------------- captures

@@ -11,7 +11,9 @@ Models table, per model (model name = dataset name):
   pk=model#<name>          sk=counter                 `next_version`, bumped atomically
   pk=model#<name>          sk=version#<000001>        one item per registered version
 
-The champion is the newest Approved version; approving never archives anything.
+Approving never archives anything. The champion (what a challenger is gated against) is not
+decided here: it is the version the model's endpoint serves (`functions/shared/endpoints.py`
+`champion`), so an Approved version whose deploy failed or was rolled back is not it.
 
 The CLI uses this module too, with its own client and table names from the stack outputs.
 """
@@ -310,8 +312,12 @@ class ModelRegistry(_Table):
             ConsistentRead=True,
         )
 
-    def champion(self, model: str) -> dict[str, Any] | None:
-        """The newest Approved version, or None before any version was approved."""
+    def latest_approved(self, model: str) -> dict[str, Any] | None:
+        """The newest Approved version, or None before any version was approved.
+
+        Not the champion (that is what the endpoint serves, see `endpoints.champion`): the
+        version a fresh deploy would pick, and the drift baseline before anything serves.
+        """
         return next((v for v in self.versions(model) if v.get("status") == "Approved"), None)
 
     def list_models(self) -> list[str]:

@@ -32,10 +32,19 @@ class Settings(BaseModel):
     runs_table: str = Field(min_length=1)
     models_table: str = Field(min_length=1)
     alerts_topic_arn: str = Field(min_length=1)
+    # Where Evaluate finds the champion (what the endpoint serves); only Evaluate needs it.
+    endpoints_table: str = ""
     # JSON model -> SageMaker Model Package Group; empty on the twin (moto has no such groups).
     model_package_groups: str = ""
     # The shared function image, named as a model package's inference container.
     model_image_uri: str = ""
+
+    @property
+    def required_endpoints_table(self) -> str:
+        """The Endpoints table; a SettingsError naming the variable when it is not set."""
+        if not self.endpoints_table:
+            raise SettingsError(f"environment variable {PREFIX}ENDPOINTS_TABLE is not set")
+        return self.endpoints_table
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:

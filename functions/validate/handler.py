@@ -35,6 +35,7 @@ class UploadState(StepState):
     bucket: str = Field(min_length=3)
     key: str = Field(min_length=1)
     version_id: str = Field(min_length=1)
+    size: int | None = Field(default=None, ge=0)  # from the S3 event, via start_run
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -61,7 +62,10 @@ def run(state: UploadState) -> dict[str, Any]:
         )
 
     report = validate(
-        storage.open_stream(state.bucket, state.key, state.version_id), contract, name=state.key
+        storage.open_stream(state.bucket, state.key, state.version_id),
+        contract,
+        name=state.key,
+        size=state.size,
     ).to_dict()
     datasets = DatasetRegistry(client("dynamodb"), settings.datasets_table)
     previous = datasets.latest(state.dataset)

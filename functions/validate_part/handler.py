@@ -42,6 +42,7 @@ def run(state: PartState) -> dict[str, Any]:
         storage.open_stream(state.bucket, part.key, part.version_id),
         part_contract(contract),
         name=part.key,
+        size=part.size,
     ).to_dict()
     report_key = part_report_key(state.dataset, state.version_id, part.index)
     storage.put_json(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Duration, IgnoreMode, RemovalPolicy
+from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -43,7 +43,10 @@ class FunctionImage:
 
 
 class DriftlineFunction(Construct):
-    """A container-image Lambda with its own log group, X-Ray tracing and settings in env vars."""
+    """A container-image Lambda with its own log group, X-Ray tracing and settings in env vars.
+
+    `ephemeral_storage_mb` sizes `/tmp` (512 MB by default, at most 10,240 MB).
+    """
 
     def __init__(
         self,
@@ -58,6 +61,7 @@ class DriftlineFunction(Construct):
         memory_mb: int = 1024,
         timeout_seconds: int = 60,
         reserved_concurrency: int | None = None,
+        ephemeral_storage_mb: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -81,6 +85,9 @@ class DriftlineFunction(Construct):
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
             reserved_concurrent_executions=reserved_concurrency,
+            ephemeral_storage_size=(
+                Size.mebibytes(ephemeral_storage_mb) if ephemeral_storage_mb is not None else None
+            ),
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={

@@ -48,6 +48,9 @@ PART_CONCURRENCY = 50
 # Where the Distributed Map writes its run results (artifacts bucket); the merge step reads
 # the part reports by key instead, so these are for inspecting a map run.
 PART_RESULTS_PREFIX = "part-results/"
+# `/tmp` of the functions that validate one object: Parquet is spooled there (random access),
+# so it bounds a Parquet object (`pipelines.validation.Limits.max_parquet_bytes`, a bit less).
+VALIDATOR_EPHEMERAL_STORAGE_MB = 10_240
 
 # States that take a catch-all to the failure path.
 _Catching = TypeVar("_Catching", tasks.LambdaInvoke, sfn.CustomState)
@@ -141,13 +144,19 @@ class TrainingPipeline(Construct):
             "DRIFTLINE_DATASETS_TABLE": resources.tables.datasets.table_name,
             "DRIFTLINE_RUNS_TABLE": resources.tables.runs.table_name,
             "DRIFTLINE_MODELS_TABLE": resources.tables.models.table_name,
+            "DRIFTLINE_ENDPOINTS_TABLE": resources.tables.endpoints.table_name,
             "DRIFTLINE_ALERTS_TOPIC_ARN": resources.alerts_topic.topic_arn,
         }
 
         functions_scope = Construct(self, "Functions")
 
         def step_function(
-            name: str, description: str, *, memory_mb: int = 1024, minutes: int = 5
+            name: str,
+            description: str,
+            *,
+            memory_mb: int = 1024,
+            minutes: int = 5,
+            ephemeral_storage_mb: int | None = None,
         ) -> lambda_.IFunction:
             return DriftlineFunction(
                 functions_scope,
@@ -159,15 +168,24 @@ class TrainingPipeline(Construct):
                 removal_policy=removal_policy,
                 memory_mb=memory_mb,
                 timeout_seconds=minutes * 60,
+                ephemeral_storage_mb=ephemeral_storage_mb,
             ).function
 
         validate = step_function(
-            "Validate", "Validate an upload against its data contract", memory_mb=3008, minutes=15
+            "Validate",
+            "Validate an upload against its data contract",
+            memory_mb=3008,
+            minutes=15,
+            ephemeral_storage_mb=VALIDATOR_EPHEMERAL_STORAGE_MB,
         )
         multipart = MultipartSteps(
             list_parts=step_function("ListParts", "List a multi-part batch, pin its contract"),
             validate_part=step_function(
-                "ValidatePart", "Validate one part of a batch", memory_mb=3008, minutes=15
+                "ValidatePart",
+                "Validate one part of a batch",
+                memory_mb=3008,
+                minutes=15,
+                ephemeral_storage_mb=VALIDATOR_EPHEMERAL_STORAGE_MB,
             ),
             merge_parts=step_function(
                 "MergeParts", "Merge part reports: one manifest or quarantine", memory_mb=3008
@@ -250,6 +268,8 @@ class TrainingPipeline(Construct):
         for function in (validate, prepare, train, evaluate, gate, register, record):
             tables.runs.grant_read_write_data(function)
         tables.models.grant_read_data(evaluate)
+        # The champion is what the endpoint serves: its Endpoints-table `current` item.
+        tables.endpoints.grant_read_data(evaluate)
         tables.models.grant_read_write_data(register)
 
         self.state_machine = self._state_machine(

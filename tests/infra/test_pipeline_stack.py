@@ -167,3 +167,23 @@ def test_function_image_pins_match_the_project_pins() -> None:
     image, project = pins(REPO / "functions" / "requirements.txt"), pins(REPO / "requirements.txt")
     assert image, "functions/requirements.txt pins nothing"
     assert {name: project.get(name) for name in image} == image
+
+
+def test_validators_have_room_in_tmp_for_the_largest_parquet_they_accept(
+    local: SynthesizedEnv,
+) -> None:
+    """Parquet is spooled to /tmp (512 MB unless set): Validate/ValidatePart get 10,240 MB,
+    and the validator's own limit rejects a Parquet object before it could fill that."""
+    from infra.constructs.training_pipeline import VALIDATOR_EPHEMERAL_STORAGE_MB
+    from pipelines.validation import Limits
+
+    storage = {
+        fn["Properties"]["ImageConfig"]["Command"][0].split(".")[1]: fn["Properties"].get(
+            "EphemeralStorage"
+        )
+        for fn in resources_of(local, "Pipeline", "AWS::Lambda::Function").values()
+    }
+    assert storage["validate"] == {"Size": VALIDATOR_EPHEMERAL_STORAGE_MB} == {"Size": 10_240}
+    assert storage["validate_part"] == {"Size": 10_240}
+    assert storage["prepare"] is None  # only where a step needs it
+    assert Limits().max_parquet_bytes < VALIDATOR_EPHEMERAL_STORAGE_MB << 20

@@ -334,3 +334,40 @@ def test_a_part_outside_its_dataset_is_refused_as_bad_state() -> None:
 
     with pytest.raises(PipelineInputError, match=r"datasets/other/part\.csv"):
         validate_part.handler(event, CONTEXT)
+
+
+def test_a_parquet_part_too_large_for_tmp_is_rejected_by_its_listed_size_unread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ListParts records each part's size; ValidatePart checks it before reading a byte."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from pipelines.validation import Limits, validate
+
+    def parquet(body: bytes) -> bytes:
+        sink = io.BytesIO()
+        pq.write_table(pacsv.read_csv(pa.py_buffer(body)), sink)
+        return sink.getvalue()
+
+    small, large = parquet(split(EXAMPLE, 2)[0]), parquet(EXAMPLE.encode())
+    limit = (len(small) + len(large)) // 2
+    monkeypatch.setattr(
+        validate_part,
+        "validate",
+        lambda *args, **kwargs: validate(*args, limits=Limits(max_parquet_bytes=limit), **kwargs),
+    )
+    put(f"{PREFIX}part-00000.parquet", small)
+    put(f"{PREFIX}part-00001.parquet", large)
+    state = execute(upload_batch([]))  # the marker, after both parts
+
+    validation = state["validation"]
+    assert validation["status"] == "rejected"
+    assert f"{PREFIX}part-00001.parquet" in validation["cause"]
+    report = artifact(state["part_results"][1]["report_key"])
+    assert [v["rule"] for v in report["violations"]] == ["too_large"]
+    assert report["size"] == 0  # rejected by the listed size, never read
+    assert state["part_results"][0]["valid"] is True

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from functions.register.handler import approval_status
+from functions.shared.endpoints import EndpointRegistry, champion
 from functions.shared.errors import TransientError, transient_aws_errors
 from functions.shared.registry import (
     ModelRegistry,
@@ -26,7 +27,7 @@ from functions.shared.settings import Settings
 
 pytestmark = pytest.mark.unit
 
-RUNS, MODELS = "runs", "models"
+RUNS, MODELS, ENDPOINTS = "runs", "models", "endpoints"
 
 
 @pytest.fixture
@@ -176,22 +177,112 @@ def test_an_existing_version_is_never_overwritten(dynamodb: Any) -> None:
     assert stored["status"] == "Approved"
 
 
-def test_the_champion_is_the_newest_approved_version(dynamodb: Any) -> None:
+def test_the_latest_approved_version_is_the_newest_approved_one(dynamodb: Any) -> None:
     models = ModelRegistry(dynamodb, MODELS)
-    assert models.champion("iris") is None
+    assert models.latest_approved("iris") is None
     for version, status in [(1, "Approved"), (2, "Approved"), (3, "PendingApproval")]:
         models.put_version(version_record(version, status))
     models.put_version(version_record(10, "Rejected"))
 
-    champion = models.champion("iris")
-    assert champion is not None and champion["version"] == 2
+    latest = models.latest_approved("iris")
+    assert latest is not None and latest["version"] == 2
     assert [v["version"] for v in models.versions("iris")] == [10, 3, 2, 1]
 
     models.decide("iris", 3, "Approved", {"decided_by": "test"})
 
-    champion = models.champion("iris")
-    assert champion is not None and champion["version"] == 3
-    assert champion["decided_by"] == "test"
+    latest = models.latest_approved("iris")
+    assert latest is not None and latest["version"] == 3
+    assert latest["decided_by"] == "test"
+
+
+def serving_entry(version: int, lambda_version: str | None, **extra: Any) -> dict[str, Any]:
+    """An Endpoints-table record as the deploy step writes it (dedicated: a Lambda version)."""
+    entry = {
+        "env": "local",
+        "model": "iris",
+        "action": "deploy",
+        "status": "Succeeded",
+        "model_version": version,
+        "deployed_at": f"2026-12-0{version}T10:00:00Z",
+        "deployed_by": "test",
+    }
+    if lambda_version is not None:
+        entry["lambda_version"] = lambda_version
+    return entry | extra
+
+
+@pytest.mark.parametrize("kind", ["dedicated", "shared"])
+def test_the_champion_is_what_the_endpoint_serves_not_the_newest_approved(
+    dynamodb: Any, kind: str
+) -> None:
+    """v2 is Approved but its deploy was rolled back: v1, which serves, is the champion."""
+    endpoints = create_endpoints_table(dynamodb)
+    models = ModelRegistry(dynamodb, MODELS)
+    for version in (1, 2):
+        models.put_version(version_record(version, "Approved"))
+    assert champion(models, endpoints, "iris") is None  # approved, but nothing serves yet
+
+    shared = {"endpoint": "shared", "serving_key": "k1", "serving_sha256": "d1"}
+    first = serving_entry(
+        1, "3" if kind == "dedicated" else None, **({} if kind == "dedicated" else shared)
+    )
+    if kind == "dedicated":
+        endpoints.record(first, becomes_current=True)
+        endpoints.record(
+            serving_entry(2, "4", status="RolledBack", previous_version="3"),
+            becomes_current=False,
+        )
+    else:
+        assert endpoints.replace_current("iris", first, expected_version=None)
+        endpoints.record(first, becomes_current=False)
+        endpoints.record(
+            serving_entry(2, None, status="RolledBack", **shared), becomes_current=False
+        )
+
+    found = champion(models, endpoints, "iris")
+    assert found is not None and found["version"] == 1
+    assert models.latest_approved("iris")["version"] == 2  # type: ignore[index]
+
+    # Once v2 goes live (a later deploy), it is the champion.
+    if kind == "dedicated":
+        endpoints.record(serving_entry(2, "5", previous_version="3"), becomes_current=True)
+    else:
+        second = serving_entry(2, None, **shared)
+        assert endpoints.replace_current("iris", second, expected_version=1)
+    found = champion(models, endpoints, "iris")
+    assert found is not None and found["version"] == 2
+
+
+def test_a_rollback_makes_the_version_it_restores_the_champion(dynamodb: Any) -> None:
+    endpoints = create_endpoints_table(dynamodb)
+    models = ModelRegistry(dynamodb, MODELS)
+    for version in (1, 2):
+        models.put_version(version_record(version, "Approved"))
+    endpoints.record(serving_entry(1, "3"), becomes_current=True)
+    endpoints.record(serving_entry(2, "4", previous_version="3"), becomes_current=True)
+    assert champion(models, endpoints, "iris")["version"] == 2  # type: ignore[index]
+
+    endpoints.record(
+        serving_entry(1, "3", action="rollback", previous_version="4"), becomes_current=True
+    )
+
+    assert champion(models, endpoints, "iris")["version"] == 1  # type: ignore[index]
+
+
+def create_endpoints_table(dynamodb: Any) -> EndpointRegistry:
+    dynamodb.create_table(
+        TableName=ENDPOINTS,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return EndpointRegistry(dynamodb, ENDPOINTS)
 
 
 def test_only_a_pending_version_can_be_decided(dynamodb: Any) -> None:

@@ -315,7 +315,7 @@ def test_approving_a_pending_version_makes_it_the_champion(
     assert record["champion"] is True
     assert record["decided_by"].startswith("cli")
     _, models = registries
-    assert models.champion(MODEL)["version"] == 2
+    assert models.latest_approved(MODEL)["version"] == 2
     assert models.get_version(MODEL, 1)["status"] == "Approved"
 
 
@@ -336,7 +336,7 @@ def test_rejecting_needs_a_reason_and_keeps_the_champion(
     _, models = registries
     assert models.get_version(MODEL, 2)["status"] == "Rejected"
     assert models.get_version(MODEL, 2)["reason"] == "recall too low"
-    assert models.champion(MODEL)["version"] == 1
+    assert models.latest_approved(MODEL)["version"] == 1
 
 
 def test_a_missing_stack_is_a_usage_error(

@@ -30,6 +30,7 @@ from functions.prepare import handler as prepare
 from functions.record_outcome import handler as record_outcome
 from functions.register import handler as register
 from functions.shared import clients
+from functions.shared.endpoints import EndpointRegistry
 from functions.shared.errors import TransientError
 from functions.shared.registry import ModelRegistry, RunRegistry
 from functions.shared.settings import SettingsError, get_settings
@@ -42,7 +43,7 @@ pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
 DATASETS, ARTIFACTS = "driftline-datasets", "driftline-artifacts"
-RUNS, MODELS = "driftline-runs", "driftline-models"
+RUNS, MODELS, ENDPOINTS = "driftline-runs", "driftline-models", "driftline-endpoints"
 DATASET = "breast_cancer"
 GIT_SHA = "0123abc"
 CONFIG_BASE = "task: classification\ntarget: target\n"
@@ -92,6 +93,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "DRIFTLINE_DATASETS_TABLE": "driftline-datasets",
         "DRIFTLINE_RUNS_TABLE": RUNS,
         "DRIFTLINE_MODELS_TABLE": MODELS,
+        "DRIFTLINE_ENDPOINTS_TABLE": ENDPOINTS,
         "DRIFTLINE_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
         "POWERTOOLS_SERVICE_NAME": "driftline",
     }.items():
@@ -105,7 +107,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             s3.create_bucket(Bucket=bucket)
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         dynamodb = boto3.client("dynamodb")
-        for table in (RUNS, MODELS):
+        for table in (RUNS, MODELS, ENDPOINTS):
             dynamodb.create_table(
                 TableName=table,
                 KeySchema=[
@@ -182,20 +184,40 @@ def as_lambda_error(error: Exception) -> dict[str, str]:
     return {"Error": type(error).__name__, "Cause": json.dumps(cause)}
 
 
-def execute(state: dict[str, Any]) -> dict[str, Any]:
-    """Prepare → Train → Evaluate → Gate → (Register) → RecordOutcome, like the state machine."""
+def execute(state: dict[str, Any], *, goes_live: bool = True) -> dict[str, Any]:
+    """Prepare → Train → Evaluate → Gate → (Register → Deploy) → RecordOutcome, like the state
+    machine; the deploy only records what the endpoint serves (`goes_live=False`: rolled back)."""
     state = json.loads(json.dumps(state))
     try:
         for result_path, step in STEPS:
             state[result_path] = json.loads(json.dumps(step(state, CONTEXT)))
         if state["gate"]["passed"]:
             state["registered"] = json.loads(json.dumps(register.handler(state, CONTEXT)))
+            if state["registered"]["status"] == "Approved":
+                serve(state["registered"], live=goes_live)
     except Exception as error:
         state["error"] = as_lambda_error(error)
         state["raised"] = error
     outcome_state = {k: v for k, v in state.items() if k != "raised"}
     state["outcome"] = record_outcome.handler(outcome_state, CONTEXT)
     return state
+
+
+def serve(registered: dict[str, Any], *, live: bool = True) -> None:
+    """Record a deploy of the registered version as the deploy step does: `current` (what the
+    endpoint serves, hence the champion) only when it went live, else a RolledBack history."""
+    EndpointRegistry(boto3.client("dynamodb"), ENDPOINTS).record(
+        {
+            "env": "local",
+            "model": registered["model"],
+            "action": "deploy",
+            "status": "Succeeded" if live else "RolledBack",
+            "model_version": registered["version"],
+            "model_key": registered["model_key"],
+            "deployed_by": "test",
+        },
+        becomes_current=live,
+    )
 
 
 def run_item(run_id: str) -> dict[str, Any]:

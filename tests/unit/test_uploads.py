@@ -93,3 +93,14 @@ def test_reruns_of_a_version_are_distinct_from_its_run_and_each_other() -> None:
 def test_is_name_is_the_starters_rule(name: str, valid: bool) -> None:
     assert is_name(name) is valid
     assert is_name("x" * 65) is False
+
+
+def test_the_run_input_carries_the_object_size_for_validate_to_check_first() -> None:
+    upload = parse_upload(event("datasets/bc/big.parquet", size=12_000_000_000))
+    assert isinstance(upload, DatasetUpload)
+
+    document = upload.to_input(trigger="upload", requested_at="now")
+
+    assert document["size"] == 12_000_000_000
+    unsized = DatasetUpload(bucket="b", key="datasets/bc/x.csv", version_id="v", dataset="bc")
+    assert "size" not in unsized.to_input(trigger="upload", requested_at="now")

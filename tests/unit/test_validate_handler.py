@@ -459,3 +459,81 @@ def test_keys_outside_datasets_or_with_dot_dot_are_ignored_with_a_log_line(
     assert any("ignored" in record.getMessage() for record in caplog.records)
     listing = boto3.client("s3").list_objects_v2(Bucket=ARTIFACTS)
     assert listing.get("KeyCount", 0) == 0
+
+
+# --- objects too large for the function --------------------------------------------------------
+
+
+def _orders_parquet() -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(pacsv.read_csv(pa.py_buffer(ORDERS.encode())), sink)
+    return sink.getvalue()
+
+
+def test_a_parquet_object_over_the_limit_is_quarantined_by_its_event_size_unread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """start_run passes the S3 event's object size: too large for /tmp is a verdict, no read."""
+
+    class Unread:
+        def read(self, size: int = -1) -> bytes:
+            raise AssertionError("read an object its size already rejected")
+
+    put_contract("orders", ORDERS_CONTRACT)
+    state = upload("orders", "huge.parquet", _orders_parquet())
+    monkeypatch.setattr("functions.shared.storage.open_stream", lambda *args: Unread())
+
+    result = invoke({**state, "size": Limits().max_parquet_bytes + 1})
+
+    assert rejected_rules(result) == {"too_large"}
+    assert artifact(result["report_key"])["size"] == 0
+    assert tags(state)["driftline:quarantined"] == "true"
+
+
+def test_a_full_tmp_is_a_too_large_quarantine_not_a_failed_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+    import tempfile
+
+    from pipelines import validation
+
+    class FullDisk(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+        """/tmp is full: the first write that reaches the disk fails."""
+
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(validation, "_spool_file", lambda: FullDisk(max_size=0))
+    put_contract("orders", ORDERS_CONTRACT)
+    body = _orders_parquet()
+    state = upload("orders", "big.parquet", body)
+
+    result = invoke(state)  # no size in the state: found while spooling
+
+    assert rejected_rules(result) == {"too_large"}
+    (found,) = artifact(result["report_key"])["violations"]
+    assert "No space left on device" in found["message"]
+    assert tags(state)["driftline:quarantined"] == "true"
+    kept = boto3.client("s3").get_object(
+        Bucket=DATASETS, Key=state["key"], VersionId=state["version_id"]
+    )
+    assert kept["Body"].read() == body  # quarantined, never lost
+
+
+def test_nul_bytes_through_the_lambda_are_quarantined_naming_row_and_column() -> None:
+    put_contract("orders", ORDERS_CONTRACT)
+    rows = [*ORDERS_ROWS, "4,1.0,Os\x00lo,2024-01-05,0"]
+    state = upload("orders", "nul.csv", ORDERS_HEADER + "\n".join(rows) + "\n")
+
+    result = invoke(state)
+
+    assert rejected_rules(result) == {"binary"}
+    (found,) = artifact(result["report_key"])["violations"]
+    assert (found["column"], found["rows"]) == ("city", [4])

@@ -25,7 +25,7 @@ from pipelines.profile import (
     Sketch,
     merge_profiles,
 )
-from pipelines.tabular_io import InputError
+from pipelines.tabular_io import BoundedGzipReader, DataProblem, InputError
 from pipelines.validation import Limits, ValidationReport, validate
 
 pytestmark = pytest.mark.unit
@@ -399,6 +399,311 @@ def test_an_unknown_format_or_missing_file_is_unusable_input(tmp_path: Path) -> 
         validate(write(tmp_path, GOOD, "data.xlsx"), CONTRACT)
     with pytest.raises(InputError, match="file not found"):
         validate(tmp_path / "absent.csv", CONTRACT)
+
+
+# --- damaged or oversized bytes: gzip members and bombs, the line limit, NUL, Parquet size ----
+
+MiB = 1 << 20
+_TAILS = [f",{('Oslo', 'Lima', 'Pune')[k % 3]},n{k % 97},{k % 2}\n" for k in range(582)]
+
+
+def _rows(start: int, count: int) -> bytes:
+    """Deterministic, compressible rows of CONTRACT (about 25 bytes each), fast to make."""
+    return "".join(
+        f"{i},{i % 9000}.5{_TAILS[i % 582]}" for i in range(start, start + count)
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def two_members() -> tuple[bytes, bytes]:
+    """`cat a.gz b.gz` of two members that each decompress to more than 8 MiB (one chunk)."""
+    first = HEADER.encode() + _rows(1, 380_000)
+    second = _rows(380_001, 380_000)
+    assert len(first) > 8 * MiB and len(second) > 8 * MiB
+    return gzip.compress(first, 1) + gzip.compress(second, 1), first + second
+
+
+def test_a_multi_member_gzip_is_read_as_the_concatenation_of_its_members(
+    tmp_path: Path, two_members: tuple[bytes, bytes]
+) -> None:
+    data, plain = two_members
+    assert gzip.decompress(data) == plain  # valid gzip (what `gzip -t` checks)
+
+    report = check(tmp_path, data, name="cat.csv.gz")
+
+    assert report.valid, report.violations
+    assert report.complete and report.rows == 760_000
+    assert report.sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("read_size", [8 * MiB, MiB, 64 << 10])
+def test_the_gzip_reader_returns_every_member_byte_exactly_once(
+    two_members: tuple[bytes, bytes], read_size: int
+) -> None:
+    """zlib shows a finished member's leftover input in `unused_data` and, when the output
+    cap was hit on the way, in `unconsumed_tail` too: the next member starts from one only."""
+    data, plain = two_members
+    reader = BoundedGzipReader(io.BytesIO(data + gzip.compress(b"tail\n")), 1 << 40, "x.csv.gz")
+    out = bytearray()
+    while chunk := reader.read(read_size):
+        out += chunk
+    assert bytes(out) == plain + b"tail\n"
+
+
+class _LazyMembers(io.RawIOBase):
+    """A gzip bomb of `count` identical members served one at a time (never built whole);
+    `served` counts the decompressed bytes handed out so far."""
+
+    def __init__(self, head: bytes, plain: bytes, count: int) -> None:
+        super().__init__()
+        self._buffer = gzip.compress(head)
+        self._member = gzip.compress(plain, 6)
+        self._plain = len(plain)
+        self._left = count
+        self.served = len(head)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._buffer and self._left:
+            self._buffer, self._left = self._member, self._left - 1
+            self.served += self._plain
+        size = len(self._buffer) if size is None or size < 0 else size
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+def test_a_gzip_bomb_is_stopped_by_its_ratio_long_before_the_size_limit() -> None:
+    """16 GiB of blank lines, gzipped: stopped after one ratio window, not at 16 GiB."""
+    contract = parse_contract("dataset: x\ncolumns:\n  a: {type: int}\n", source="x.yaml")
+    bomb = _LazyMembers(b"a\n", b"\n" * (8 * MiB), 2048)
+    limits = Limits()
+
+    report = validate(bomb, contract, name="bomb.csv.gz")
+
+    found = assert_rejected(report, "decompression_ratio")
+    assert "expands 10" in str(found["message"]) and ":1" in str(found["message"])
+    assert f"limit of {limits.max_gzip_ratio}:1" in str(found["message"])
+    assert not report.complete
+    # decompressed before stopping: one 16 MiB window plus at most one 8 MiB read
+    assert bomb.served <= limits.gzip_ratio_window + limits.block_size + 8 * MiB
+    assert report.size < 64 << 10  # compressed bytes read
+
+
+def test_the_gzip_ratio_is_checked_per_window_and_counts_decompressed_bytes() -> None:
+    bomb = gzip.compress(b"0" * (10 * MiB), 9)  # 10 MiB of zeros: about 1029:1
+    reader = BoundedGzipReader(io.BytesIO(bomb), 1 << 40, "z.gz", max_ratio=800, ratio_window=MiB)
+    with pytest.raises(DataProblem) as raised:
+        while reader.read(256 << 10):
+            pass
+    assert raised.value.rule == "decompression_ratio"
+    assert MiB <= reader.produced <= MiB + (256 << 10)
+
+
+def test_wide_sparse_csv_compresses_well_within_the_gzip_ratio_limit() -> None:
+    """2,000 one-hot columns (the column limit), `gzip -9`: about 570:1, below 800:1."""
+    rng = np.random.default_rng(3)
+    row = np.zeros(2000, dtype="S1")
+    row[:] = b"0"
+    lines = []
+    for position in rng.integers(0, 2000, 5000):
+        values = row.copy()
+        values[position] = b"1"
+        lines.append(b",".join(values.tolist()))
+    plain = b"\n".join(lines) + b"\n"
+    reader = BoundedGzipReader(io.BytesIO(gzip.compress(plain, 9)), 1 << 40, "w.gz", max_ratio=800)
+    assert len(plain) > 16 * MiB
+    read = 0
+    while chunk := reader.read(8 * MiB):
+        read += len(chunk)
+    assert read == len(plain)
+
+
+def _long_row_content(length: int, *, quoted: bool) -> bytes:
+    """The `note` field of a row `9,<note>` whose content is `length` bytes long."""
+    return b'"' + b"y" * (length - 4) + b'"' if quoted else b"y" * (length - 2)
+
+
+@pytest.mark.parametrize("before", [0, 1, 7, 50])
+@pytest.mark.parametrize("block", [64, 100, 150, 4096])
+@pytest.mark.parametrize("quoted", [False, True])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_the_line_limit_is_exact_wherever_the_row_falls(
+    before: int, block: int, quoted: bool, newline: bytes
+) -> None:
+    contract = parse_contract(
+        "dataset: x\ncolumns:\n  id: {type: int}\n  note: {type: string, allow_numeric: true}\n",
+        source="x.yaml",
+    )
+    limits = Limits(max_line_bytes=100, block_size=block)
+    head = b"id,note" + newline + b"".join(b"%d,a%s" % (i, newline) for i in range(before))
+    for length in (100, 101):
+        row = b"9," + _long_row_content(length, quoted=quoted)
+        data = head + row + newline + b"8,b" + newline
+        report = validate(io.BytesIO(data), contract, name="x.csv", limits=limits)
+        assert report.rows == before + 2
+        if length == 100:
+            assert report.valid, report.violations
+        else:
+            found = assert_rejected(report, "line_too_long")
+            assert (found["rows"], found["count"]) == ([before + 1], 1)
+
+
+def test_a_15_mib_row_is_line_too_long_with_its_row_number_not_a_value_problem(
+    tmp_path: Path,
+) -> None:
+    """At the default 10 MiB limit: a 15 MiB number is reported as the row it is, and the
+    rows after it are still checked."""
+    long_row = b"2," + b"1" * (15 * MiB) + b",Oslo,a,0\n"
+    content = HEADER.encode() + b"1,5,Oslo,a,0\n" + long_row + b"3,5,Lima,b,1\n4,-1,Pune,c,0\n"
+
+    report = check(tmp_path, content)
+
+    found = assert_rejected(report, "line_too_long")
+    assert (found["rows"], found["count"]) == ([2], 1)
+    assert f"limit of {10 * MiB} bytes" in str(found["message"])
+    assert "not_finite" not in rules(report)
+    assert violation(report, "min", "income")["rows"] == [4]
+    assert report.rows == 4
+
+
+@pytest.mark.parametrize(("extra", "valid"), [(0, True), (1, False)])
+def test_a_row_at_the_default_limit_passes_and_one_byte_more_does_not(
+    tmp_path: Path, extra: int, valid: bool
+) -> None:
+    prefix = b"1,5,Oslo,"
+    row = prefix + b"x" * (10 * MiB - len(prefix) - 2 + extra) + b",0"
+    assert len(row) == 10 * MiB + extra
+
+    report = check(tmp_path, HEADER.encode() + row + b"\r\n2,5,Lima,b,1\r\n")
+
+    assert report.valid is valid
+    if not valid:
+        assert violation(report, "line_too_long")["rows"] == [1]
+
+
+def test_a_row_over_the_limit_after_a_stray_quote_is_caught_exactly() -> None:
+    """After a stray quote pyarrow's own reader takes over; alone it lets rows of nearly twice
+    its block size through."""
+    limits = Limits(max_line_bytes=100, block_size=64)
+    head = HEADER.encode() + b'1,5,Oslo,5" screen,0\n' + _rows(2, 20)
+    for length, valid in ((100, True), (101, False)):
+        row = b"22,5,Oslo," + b"y" * (length - 12) + b",0\n"
+        report = validate(
+            io.BytesIO(head + row + b"23,5,Lima,b,1\n"), CONTRACT, name="x.csv", limits=limits
+        )
+        assert report.valid is valid, report.violations
+        if not valid:
+            assert violation(report, "line_too_long")["rows"] == [22]
+
+
+def test_a_header_over_the_line_limit_is_rejected() -> None:
+    limits = Limits(max_line_bytes=30, block_size=4096)
+    header = b"id,income,city,note,label" + b" " * 6 + b"\n"  # 31 bytes
+    report = validate(io.BytesIO(header + b"1,5,Oslo,a,0\n"), CONTRACT, name="x.csv", limits=limits)
+    assert_rejected(report, "line_too_long")
+
+
+def _with_row(rows: bytes, number: int, row: bytes) -> bytes:
+    lines = rows.splitlines(keepends=True)
+    lines[number - 1] = row
+    return b"".join(lines)
+
+
+@pytest.mark.parametrize("block", [8 * MiB, 1024])
+@pytest.mark.parametrize("name", ["data.csv", "data.csv.gz"])
+def test_nul_bytes_in_the_middle_of_a_good_csv_are_binary_naming_row_and_column(
+    tmp_path: Path, block: int, name: str
+) -> None:
+    rows = _with_row(_rows(1, 2000), 1000, b"1000,5,Oslo,ab" + b"\x00" * 64 + b"cd,0\n")
+    content = HEADER.encode() + rows
+    if name.endswith(".gz"):
+        content = gzip.compress(content)
+
+    report = check(tmp_path, content, name=name, limits=Limits(block_size=block))
+
+    found = assert_rejected(report, "binary")
+    assert (found["column"], found["rows"], found["count"]) == ("note", [1000], 1)
+    assert rules(report) == {"binary"}
+    assert report.rows == 2000
+
+
+def test_nul_bytes_are_found_in_every_column_and_after_a_stray_quote(tmp_path: Path) -> None:
+    rows = _rows(1, 2000)
+    rows = _with_row(rows, 2, b'2,5,Oslo,5" screen,0\n')  # the rest goes to the exact reader
+    rows = _with_row(rows, 11, b"11,5,Oslo,\x00,0\n")
+    rows = _with_row(rows, 21, b"21,2\x001,Oslo,x,0\n")
+    rows = _with_row(rows, 1501, b"1501,5,Oslo,a\x00b,1\n")
+
+    report = check(tmp_path, HEADER.encode() + rows, limits=Limits(block_size=1024))
+
+    assert violation(report, "binary", "note")["rows"] == [11, 1501]
+    assert violation(report, "binary", "income")["rows"] == [21]
+
+
+def test_nul_bytes_in_a_row_the_parser_skips_are_still_binary(tmp_path: Path) -> None:
+    rows = _with_row(_rows(1, 50), 5, b"5,5,Oslo,\x00\n")  # also ragged: 4 fields
+
+    report = check(tmp_path, HEADER.encode() + rows)
+
+    assert violation(report, "binary")["rows"] == [5]
+    assert violation(report, "ragged_row")["rows"] == [5]
+
+
+class _Unreadable(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        raise AssertionError("an object rejected by its size must not be read")
+
+
+def test_a_parquet_object_over_the_limit_is_rejected_by_its_size_before_reading() -> None:
+    limit = Limits().max_parquet_bytes
+
+    report = validate(_Unreadable(), CONTRACT, name="big.parquet", size=limit + 1)
+
+    found = assert_rejected(report, "too_large")
+    assert str(limit + 1) in str(found["message"]) and str(limit) in str(found["message"])
+    assert (report.size, report.complete) == (0, False)
+
+
+def test_a_parquet_file_over_the_limit_is_rejected_by_its_size_offline_too(tmp_path: Path) -> None:
+    """`driftline validate` passes a path: its size is read from the file, same verdict."""
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"id": list(range(1000))}), path)
+    limits = Limits(max_parquet_bytes=path.stat().st_size - 1)
+
+    report = validate(path, CONTRACT, limits=limits)
+
+    assert_rejected(report, "too_large")
+    assert report.size == 0
+
+
+def test_a_full_tmp_while_spooling_parquet_is_too_large_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import tempfile
+
+    from pipelines import validation
+
+    class FullDisk(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+        """/tmp is full: the first write that reaches the disk fails."""
+
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(validation, "_spool_file", lambda: FullDisk(max_size=0))
+    path = write(tmp_path, _quoted_rows(50))
+    data = _to_parquet_bytes(validate(path, CONTRACT), path)
+
+    report = validate(io.BytesIO(data), CONTRACT, name="part.parquet")
+
+    found = assert_rejected(report, "too_large")
+    assert "No space left on device" in str(found["message"])
+    assert not report.complete
 
 
 # --- all violations, with counts and rows -----------------------------------------------------
