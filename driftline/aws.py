@@ -1,4 +1,4 @@
-"""boto3 access through the standard chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL).
+"""boto3 access through the standard chain (AWS_PROFILE, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL).
 
 boto3 itself honours AWS_ENDPOINT_URL, so the same code reaches AWS or the twin.
 """
@@ -105,7 +105,7 @@ def post_to_function_url(
     named = _FUNCTION_URL_HOST.match(parts.hostname)
     signing_region = named.group(1) if named else session.region_name
     if not signing_region:
-        raise UsageError(f"cannot tell the region of {url}: set AWS_REGION")
+        raise UsageError(f"cannot tell the region of {url}: set AWS_DEFAULT_REGION")
     credentials = session.get_credentials()
     if credentials is None:
         raise UsageError(f"no AWS credentials to sign the request to {url}")

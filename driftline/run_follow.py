@@ -25,7 +25,7 @@ from driftline.errors import (
     UsageError,
 )
 from driftline.executions import Step
-from driftline.output import emit, print_json
+from driftline.output import emit, print_json, spinner
 from functions.shared.datasets import DatasetRegistry
 from functions.shared.errors import TransientError
 from functions.shared.registry import RunRegistry
@@ -76,14 +76,22 @@ def follow(
 ) -> dict[str, Any]:
     """Wait for the run, printing steps as they finish; the `runs wait --json` document."""
     stepfunctions = client("stepfunctions")
-    description, steps = executions.wait(
-        stepfunctions,
-        arn,
-        timeout=timeout,
-        appear_within=appear_within,
-        on_step=_progress(as_json),
-        poll=POLL_SECONDS,
-    )
+    printer = _progress(as_json)
+    with spinner(f"run {executions.run_name(arn)}") as update:
+
+        def on_step(step: Step) -> None:
+            if printer is not None:
+                printer(step)
+            update(f"{step.name} {step.status}")
+
+        description, steps = executions.wait(
+            stepfunctions,
+            arn,
+            timeout=timeout,
+            appear_within=appear_within,
+            on_step=on_step,
+            poll=POLL_SECONDS,
+        )
     record = run_record(outputs or {}, executions.run_name(arn))
     result = executions.outcome(description, record)
     return executions.run_document(description, steps, result, record)

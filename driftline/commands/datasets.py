@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from driftline.aws import client, require_output, stack_outputs
+from driftline.envs import add_env_argument
 from driftline.errors import NegativeVerdict, UsageError
 from driftline.output import emit, print_json, print_table
 from functions.shared.datasets import DatasetRegistry
@@ -33,9 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         action = actions.add_parser(name, help=help_text)
-        action.add_argument(
-            "--env", default="local", help="local, dev, staging or prod (default: local)"
-        )
+        add_env_argument(action)
         action.add_argument("--json", action="store_true", help="print one JSON document")
         action.set_defaults(handler=run)
         return action

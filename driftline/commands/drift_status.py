@@ -12,9 +12,7 @@ import json
 import sys
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from driftline.aws import client, require_output, stack_outputs
+from driftline.envs import add_env_argument
 from driftline.errors import EXIT_NEGATIVE_VERDICT, EXIT_OK, EXIT_UNUSABLE_INPUT, UsageError
 from driftline.output import emit
 
@@ -28,14 +26,16 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Exit 0 no drift, 1 drift found, 2 insufficient data or no report yet.",
     )
     status.add_argument("--model", required=True, help="model (= dataset) name")
-    status.add_argument(
-        "--env", default="local", help="local, dev, staging or prod (default: local)"
-    )
+    add_env_argument(status)
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=run)
 
 
 def _read_json(bucket: str, key: str, what: str) -> dict[str, Any]:
+    from botocore.exceptions import ClientError
+
+    from driftline.aws import client
+
     try:
         body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
@@ -50,6 +50,7 @@ def _read_json(bucket: str, key: str, what: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from driftline.aws import require_output, stack_outputs
     from pipelines.monitoring import flagged_features, latest_report_key
 
     bucket = require_output(stack_outputs(args.env), "ArtifactsBucketName", args.env)

@@ -21,8 +21,9 @@ from botocore.config import Config
 
 from driftline.aws import client, require_output, stack_outputs
 from driftline.commands.runs import registry_errors
+from driftline.envs import add_env_argument
 from driftline.errors import DriftlineError, UsageError
-from driftline.output import emit
+from driftline.output import emit, principal
 from functions.shared.endpoints import (
     SHARED_ENDPOINT,
     EndpointRegistry,
@@ -46,9 +47,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     def add(name: str, help_text: str, *, model: bool = True) -> argparse.ArgumentParser:
         action = actions.add_parser(name, help=help_text)
-        action.add_argument(
-            "--env", default="local", help="local, dev, staging or prod (default: local)"
-        )
+        add_env_argument(action)
         action.add_argument("--json", action="store_true", help="print one JSON document")
         if model:
             action.add_argument("--model", required=True, help="the endpoint's model name")
@@ -125,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                 for item in registry.list_current()
                 if item.get("endpoint") == SHARED_ENDPOINT and item.get("model") not in dedicated
             ]
-            emit(rows, as_json=args.json)
+            emit(rows, as_json=args.json, rows=[human_row(row) for row in rows])
             return 0
         if args.model not in dedicated and outputs.get("SharedEndpointFunction"):
             return _run_shared(args, outputs, registry, shared_url)
@@ -133,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         if command == "show":
             document = endpoint_summary(registry, target, endpoint_urls(outputs).get(args.model))
             document["current"] = registry.current(args.model)
-            emit(document, as_json=args.json, rows=[_without(document, "current")])
+            emit(document, as_json=args.json, rows=[human_row(_without(document, "current"))])
         elif command == "history":
             records = registry.history(args.model, limit=args.limit)
             emit(records, as_json=args.json, rows=[history_row(r) for r in records])
@@ -169,7 +168,7 @@ def _run_shared(
                 "shared endpoint once the pipeline deploys an approved version of it"
             )
         document = shared_summary(current, url) | {"current": current}
-        emit(document, as_json=args.json, rows=[_without(document, "current")])
+        emit(document, as_json=args.json, rows=[human_row(_without(document, "current"))])
     elif command == "history":
         records = registry.history(args.model, limit=args.limit)
         emit(records, as_json=args.json, rows=[history_row(r) for r in records])
@@ -236,8 +235,13 @@ def history_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "lambda_version": record.get("lambda_version"),
         "previous": record.get("previous_version"),
         "shift": record.get("shift"),
-        "by": record.get("deployed_by"),
+        "by": principal(record.get("deployed_by")),
     }
+
+
+def human_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A summary row for a person: who deployed it as a short name, not an ARN."""
+    return {**row, "deployed_by": principal(row.get("deployed_by"))}
 
 
 def _without(document: Mapping[str, Any], key: str) -> dict[str, Any]:

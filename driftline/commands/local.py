@@ -2,6 +2,9 @@
 
 `up` serves in the foreground until Ctrl-C; `deploy` and `status` talk to that running twin
 over HTTP from another shell, finding it through `.driftline/twin.json` or AWS_ENDPOINT_URL.
+Every other command finds it the same way for `--env local` (`driftline.connect`).
+`status` exits 0 when the twin answers and 2 (unusable: nothing to talk to) when none does,
+with the command that starts one.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from driftline.errors import EXIT_NEGATIVE_VERDICT, EXIT_OK, UsageError
-from driftline.output import emit, print_table
+from driftline.connect import START_TWIN, default_state_dir
+from driftline.errors import EXIT_OK, EXIT_UNUSABLE_INPUT, UsageError
+from driftline.output import emit, print_table, progress
 from driftline.twin.assets import LOCAL_REGION
 from driftline.twin.deployer import (
     DEFAULT_TIMEOUT_SECONDS,
@@ -104,15 +108,18 @@ def run_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     synthesis = None if args.no_synth else start_synthesis(ENV, twin.cdk_out, root=root)
     try:
-        if synthesis is not None:
-            _say(f"synthesizing env {ENV} into {twin.cdk_out}")
-        twin.start()
-        started_at = utc_now()
-        _say(f"twin listening on {twin.endpoint}")
-        if synthesis is not None:
-            synthesis.wait()
-            synthesis = None
-        result = deploy(twin.cdk_out, endpoint=twin.endpoint, timeout=args.timeout, progress=_say)
+        with progress(f"starting the twin on port {args.port}") as say:
+            if synthesis is not None:
+                say(f"synthesizing env {ENV} into {twin.cdk_out}")
+            twin.start()
+            started_at = utc_now()
+            say(f"twin listening on {twin.endpoint}")
+            if synthesis is not None:
+                synthesis.wait()
+                synthesis = None
+            result = deploy(
+                twin.cdk_out, endpoint=twin.endpoint, timeout=args.timeout, progress=say
+            )
     except BaseException:
         if synthesis is not None:
             synthesis.cancel()
@@ -135,10 +142,11 @@ def run_deploy(args: argparse.Namespace) -> int:
     if not _answers(endpoint):
         raise UsageError(f"no twin answers at {endpoint}: start one with `driftline local up`")
     cdk_out = Path(state.get("cdk_out") or state_dir / "cdk.out")
-    if not args.no_synth:
-        _say(f"synthesizing env {ENV} into {cdk_out}")
-        start_synthesis(ENV, cdk_out, root=root).wait()
-    result = deploy(cdk_out, endpoint=endpoint, timeout=args.timeout, progress=_say)
+    with progress(f"deploying to the twin at {endpoint}") as say:
+        if not args.no_synth:
+            say(f"synthesizing env {ENV} into {cdk_out}")
+            start_synthesis(ENV, cdk_out, root=root).wait()
+        result = deploy(cdk_out, endpoint=endpoint, timeout=args.timeout, progress=say)
     if state:
         write_state(
             state_dir,
@@ -179,22 +187,20 @@ def run_status(args: argparse.Namespace) -> int:
     }
     if args.json:
         emit(document, as_json=True)
-    else:
-        print(f"twin at {endpoint}: {'answering' if answering else 'not answering'}")
+    elif answering:
+        print(f"twin at {endpoint}: answering")
         print_table([{"stack": s["name"], "status": s["status"]} for s in stacks])
         outputs = {key: value for s in stacks for key, value in s["outputs"].items()}
         if outputs:
             print_table([{"output": k, "value": v} for k, v in sorted(_visible(outputs).items())])
-    return EXIT_OK if answering else EXIT_NEGATIVE_VERDICT
+    if not answering:
+        print(f"driftline: no twin answers at {endpoint}: {START_TWIN}", file=sys.stderr)
+        return EXIT_UNUSABLE_INPUT
+    return EXIT_OK
 
 
 def _state_dir(explicit: Path | None) -> Path:
-    if explicit is not None:
-        return explicit.resolve()
-    try:
-        return project_root() / ".driftline"
-    except UsageError:
-        return Path.cwd() / ".driftline"
+    return explicit.resolve() if explicit is not None else default_state_dir()
 
 
 def _endpoint(explicit: str | None, state: Mapping[str, Any], *, required: bool = True) -> str:
@@ -258,10 +264,16 @@ def _state_document(
     }
 
 
-def _print_deployed(endpoint: str, result: DeployResult) -> None:
-    print(f"export AWS_ENDPOINT_URL={endpoint}")
+def export_line(endpoint: str) -> str:
+    """What other tools (the aws CLI, a notebook) need to reach the twin; `driftline` itself
+    finds it from the state file."""
     credentials = " ".join(f"{name}={value}" for name, value in FAKE_CREDENTIALS.items())
-    print(f"export {credentials} AWS_DEFAULT_REGION={LOCAL_REGION}")
+    return f"export AWS_ENDPOINT_URL={endpoint} {credentials} AWS_DEFAULT_REGION={LOCAL_REGION}"
+
+
+def _print_deployed(endpoint: str, result: DeployResult) -> None:
+    print("# driftline finds this twin by itself; for the aws CLI and other tools:")
+    print(export_line(endpoint))
     print_table([{"stack": s.name, "action": s.action, "status": s.status} for s in result.stacks])
     print_table([{"output": k, "value": v} for k, v in sorted(_visible(result.outputs).items())])
     _warn_unsupported(result.unsupported)

@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from driftline.aws import client, require_output, stack_outputs
 from driftline.checks import check_contract, check_model_config
 from driftline.commands.runs import detail_rows, registry_errors
+from driftline.envs import add_env_argument, env_names
 from driftline.errors import UsageError
 from driftline.output import emit
 from driftline.twin.synth import project_root
@@ -32,7 +33,6 @@ from functions.shared.errors import error_code
 from functions.shared.keys import REGISTERED, model_artifact
 from functions.shared.registry import ModelRegistry, ModelStatus
 from functions.shared.state import utc_now
-from infra.config import ENV_NAMES, ApprovalPolicy, ConfigError, load_env_config
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,32 +43,39 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         action = actions.add_parser(name, help=help_text)
-        action.add_argument(
-            "--env", default="local", help="local, dev, staging or prod (default: local)"
-        )
+        add_env_argument(action)
         action.add_argument("--json", action="store_true", help="print one JSON document")
         action.set_defaults(handler=run)
         return action
 
     add("list", "every model with its latest version and champion")
     show = add("show", "a model's versions, or one version with --version")
-    show.add_argument("model", metavar="MODEL")
+    add_model_argument(show)
     show.add_argument("--version", type=_version, help="one version's full record")
     approve = add("approve", "approve a PendingApproval version (it becomes the champion)")
-    approve.add_argument("model", metavar="MODEL")
+    add_model_argument(approve)
     approve.add_argument("--version", type=_version, required=True)
     approve.add_argument("--reason", help="why, kept on the version (optional)")
     reject = add("reject", "reject a PendingApproval version")
-    reject.add_argument("model", metavar="MODEL")
+    add_model_argument(reject)
     reject.add_argument("--version", type=_version, required=True)
     reject.add_argument("--reason", required=True, help="why, kept on the version")
     promote = actions.add_parser(
         "promote", help="copy an Approved version into another env's registry and bucket"
     )
-    promote.add_argument("--model", required=True)
-    promote.add_argument("--version", type=_version, required=True)
-    promote.add_argument("--to", dest="to_env", required=True, choices=ENV_NAMES)
-    promote.add_argument("--from", dest="from_env", default="local", choices=ENV_NAMES)
+    promote.add_argument("--model", required=True, help="model name")
+    promote.add_argument("--version", type=_version, required=True, help="an Approved version")
+    promote.add_argument(
+        "--to", dest="to_env", required=True, choices=env_names(), metavar="ENV", help="target env"
+    )
+    promote.add_argument(
+        "--from",
+        dest="from_env",
+        default="local",
+        choices=env_names(),
+        metavar="ENV",
+        help="source env (default: local)",
+    )
     promote.add_argument("--from-profile", help="AWS profile for the source env (default chain)")
     promote.add_argument("--to-profile", help="AWS profile for the target env (default chain)")
     promote.add_argument("--json", action="store_true", help="print one JSON document")
@@ -85,6 +92,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     check.add_argument("--json", action="store_true", help="print one JSON document")
     check.set_defaults(handler=run_check)
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """`--model M`, as every command spells it; `models show M` (positional) still works."""
+    parser.add_argument("--model", dest="model_option", metavar="MODEL", help="model name")
+    parser.add_argument("model", metavar="MODEL", nargs="?", help=argparse.SUPPRESS)
+
+
+def resolve_model(args: argparse.Namespace) -> str:
+    """The model named by --model or positionally (they must agree when both are given)."""
+    option, positional = args.model_option, args.model
+    if option and positional and option != positional:
+        raise UsageError(f"two models named: --model {option} and {positional}: give one")
+    model = option or positional
+    if not model:
+        raise UsageError(f"models {args.models_command}: --model MODEL is required")
+    return str(model)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -150,6 +174,8 @@ def _who() -> str:
 def run(args: argparse.Namespace) -> int:
     if args.models_command == "promote":
         return promote(args)
+    if args.models_command != "list":
+        args.model = resolve_model(args)
     with registry_errors():
         registry = models_registry(args.env)
         command = args.models_command
@@ -244,6 +270,8 @@ class _Env:
 
 def approval_status(env: str) -> ModelStatus:
     """The status a promoted version starts in: the target env's policy from cdk.json."""
+    from infra.config import ApprovalPolicy, ConfigError, load_env_config
+
     cdk_json = project_root() / "cdk.json"
     try:
         document = json.loads(cdk_json.read_text())

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 
 from driftline.aws import stack_outputs
+from driftline.envs import add_env_argument
 from driftline.output import emit
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("outputs", help="print the stack outputs of an environment")
-    parser.add_argument(
-        "--env", default="local", help="local, dev, staging or prod (default: local)"
-    )
+    add_env_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
 

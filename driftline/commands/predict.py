@@ -28,6 +28,7 @@ from driftline.commands.endpoints import (
     endpoint_targets,
     endpoint_urls,
 )
+from driftline.envs import add_env_argument
 from driftline.errors import DriftlineError, UsageError
 from driftline.output import print_json
 from functions.shared.endpoints import LIVE_ALIAS, EndpointTarget
@@ -41,9 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "predict", help="score JSON rows from stdin on a model's live endpoint"
     )
     parser.add_argument("--model", required=True, help="the endpoint's model name")
-    parser.add_argument(
-        "--env", default="local", help="local, dev, staging or prod (default: local)"
-    )
+    add_env_argument(parser)
     parser.add_argument(
         "--json", action="store_true", help="accepted for symmetry; output is always JSON"
     )

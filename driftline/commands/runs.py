@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from driftline.aws import client, require_output, stack_outputs
+from driftline.envs import add_env_argument
 from driftline.errors import UsageError
-from driftline.output import emit
+from driftline.output import emit, print_table, shorten_list
 from functions.shared.errors import TransientError
 from functions.shared.registry import RegistryError, RunRegistry
 
@@ -33,9 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         action = actions.add_parser(name, help=help_text)
-        action.add_argument(
-            "--env", default="local", help="local, dev, staging or prod (default: local)"
-        )
+        add_env_argument(action)
         action.add_argument("--json", action="store_true", help="print one JSON document")
         action.set_defaults(handler=run)
         return action
@@ -131,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
             emit(runs, as_json=args.json, rows=[summary_row(r) for r in runs])
         elif args.runs_command == "show":
             record = registry.require_run(args.run_id)
-            emit(record, as_json=args.json, rows=detail_rows(record))
+            if args.json:
+                emit(record, as_json=True)
+            else:
+                print_run(record)
             return show_exit_code(record)
         else:
             first, second = registry.require_run(args.run_a), registry.require_run(args.run_b)
@@ -241,6 +243,32 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def readable(value: Any, name: str) -> Any:
+    """A cell for a person: a list becomes its size and first items, named for the field."""
+    if isinstance(value, list):
+        noun = name.rsplit(".", 1)[-1].replace("_", " ") or "items"
+        return shorten_list(value, noun=noun)
+    return value
+
+
+def _list_change(a: Any, b: Any) -> str:
+    """What changed between two lists: `+2 -1` items (or `reordered`)."""
+    if not (isinstance(a, list) and isinstance(b, list)):
+        return "changed"
+    added = [v for v in b if v not in a]
+    removed = [v for v in a if v not in b]
+    if not added and not removed:
+        return "reordered"
+    parts = []
+    if added:
+        parts.append("+" + ", +".join(str(v) for v in added[:3]) + (" …" if len(added) > 3 else ""))
+    if removed:
+        parts.append(
+            "-" + ", -".join(str(v) for v in removed[:3]) + (" …" if len(removed) > 3 else "")
+        )
+    return "; ".join(parts)
+
+
 def comparison_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = [
         {"field": f"run.{key}", "a": value, "b": document["runs"]["b"][key], "delta": None}
@@ -249,9 +277,9 @@ def comparison_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows.extend(
         {
             "field": f"params.{param['name']}",
-            "a": param["a"],
-            "b": param["b"],
-            "delta": None if param["same"] else "changed",
+            "a": readable(param["a"], param["name"]),
+            "b": readable(param["b"], param["name"]),
+            "delta": None if param["same"] else _list_change(param["a"], param["b"]),
         }
         for param in document["params"]
     )
@@ -265,3 +293,104 @@ def comparison_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
         for metric in document["metrics"]
     )
     return rows
+
+
+# The pipeline's steps in order, as their `duration_<step>` fields on the run record.
+STEP_ORDER = ("validate", "prepare", "train", "evaluate", "gate", "register", "deploy")
+_SUMMARY_FIELDS = (
+    "run_id",
+    "dataset",
+    "status",
+    "trigger",
+    "started_at",
+    "finished_at",
+    "duration_total",
+    "model_version",
+    "model_status",
+    "deployment_status",
+    "deployment_reason",
+    "cause",
+    "failed_step",
+    "dataset_version_id",
+    "code_version",
+)
+BAR_WIDTH = 30
+
+
+def step_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per step that recorded a duration, in pipeline order, with a bar to scale."""
+    durations = {
+        key.removeprefix("duration_"): float(value)
+        for key, value in record.items()
+        if key.startswith("duration_") and key != "duration_total" and _is_number(value)
+    }
+    ordered = [step for step in STEP_ORDER if step in durations]
+    ordered += sorted(step for step in durations if step not in STEP_ORDER)
+    longest = max(durations.values(), default=0.0) or 1.0
+    total = float(record.get("duration_total") or 0) or sum(durations.values()) or 1.0
+    rows = []
+    elapsed = 0.0
+    for step in ordered:
+        seconds = durations[step]
+        bar = "█" * max(1, round(BAR_WIDTH * seconds / longest)) if seconds > 0 else ""
+        rows.append(
+            {
+                "step": step,
+                "starts_at_s": round(elapsed, 1),
+                "seconds": round(seconds, 2),
+                "share": f"{seconds / total:.0%}",
+                "": bar,
+            }
+        )
+        elapsed += seconds
+    return rows
+
+
+def metric_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per metric, one column per split; the primary metric first and marked."""
+    metrics = record.get("metrics") or {}
+    splits = [split for split in SPLIT_ORDER if metrics.get(split)]
+    splits += sorted(split for split in metrics if split not in SPLIT_ORDER and metrics[split])
+    names: list[str] = []
+    for split in splits:
+        names += [name for name in metrics[split] if name not in names]
+    primary = record.get("primary_metric")
+    if primary in names:
+        names.remove(primary)
+        names.insert(0, primary)
+    return [
+        {
+            "metric": f"{name} *" if name == primary else name,
+            **{split: (metrics[split] or {}).get(name) for split in splits},
+        }
+        for name in names
+    ]
+
+
+def print_run(record: Mapping[str, Any]) -> None:
+    """`runs show` for a person: summary, step timeline, metrics, then everything else."""
+    summary = [{"field": key, "value": record[key]} for key in _SUMMARY_FIELDS if key in record]
+    print_table(summary, title=f"run {record.get('run_id')}")
+    steps = step_rows(record)
+    if steps:
+        print()
+        print_table(steps, title="steps (seconds; bar to scale)")
+    metrics = metric_rows(record)
+    if metrics:
+        print()
+        print_table(metrics, title="metrics (* = primary)")
+    shown = set(_SUMMARY_FIELDS) | {"metrics", "primary_metric", "pk", "sk"}
+    rest = {
+        key: value
+        for key, value in record.items()
+        if key not in shown and not (key.startswith("duration_") and _is_number(value))
+    }
+    if rest:
+        print()
+        print_table(
+            [
+                {"field": key, "value": readable(value, key)}
+                for key, value in sorted(flatten(rest).items())
+            ],
+            title="params, gate, artifacts, lineage",
+        )

@@ -42,6 +42,7 @@ from driftline.checks import (
     parse_contract_text,
 )
 from driftline.commands.runs import add_timeout
+from driftline.envs import add_env_argument
 from driftline.errors import UsageError
 from driftline.output import print_json, print_table
 from driftline.run_follow import follow, state_machine_arn, summary_line, verdict_exit
@@ -83,9 +84,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--wait", action="store_true", help="follow the run like `runs wait`")
     add_timeout(parser)
-    parser.add_argument(
-        "--env", default="local", help="local, dev, staging or prod (default: local)"
-    )
+    add_env_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.set_defaults(handler=run)
 

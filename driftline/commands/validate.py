@@ -60,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
     except InputError as error:
         raise UsageError(str(error)) from None
     emit(report.to_dict(), as_json=args.json, rows=_rows(report))
+    if report.valid and not args.json:
+        warned = f", {len(report.warnings)} warning(s)" if report.warnings else ""
+        print(
+            f"valid: {args.file} matches contract {contract.dataset!r} "
+            f"({report.rows:,} rows, {len(report.columns)} columns{warned})"
+        )
     if not report.valid:
         rules = sorted({violation.rule for violation in report.violations})
         raise NegativeVerdict(

@@ -22,17 +22,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from driftline import connect
 from driftline.errors import UsageError
 from driftline.twin.assets import LOCAL_ACCOUNT, LOCAL_REGION, ImageFolders
 
 DEFAULT_PORT = 4566
 HOST = "127.0.0.1"
-STATE_FILE = "twin.json"
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
+# Where the state file is and what it holds is shared with `driftline.connect`, which finds a
+# running twin for every `--env local` command.
+STATE_FILE = connect.STATE_FILE
+FAKE_CREDENTIALS = connect.TWIN_CREDENTIALS
 
 
 class PortInUse(UsageError):
@@ -240,12 +239,49 @@ def _quiet_moto() -> None:
     moto_logger = logging.getLogger("moto")
     if not any(isinstance(f, _DropUnsupportedNotices) for f in moto_logger.filters):
         moto_logger.addFilter(_DropUnsupportedNotices())
+    asl_logger = logging.getLogger(ASL_LOGGER)
+    if not any(isinstance(f, AslNoise) for f in asl_logger.filters):
+        asl_logger.addFilter(AslNoise())
     warnings.filterwarnings("ignore", message=r"Tried to parse .* not supported by moto")
 
 
 class _DropUnsupportedNotices(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("No Moto CloudFormation support")
+
+
+# moto's ASL interpreter logs every exception any component sees, with the component's repr.
+ASL_LOGGER = "moto.stepfunctions.parser.asl.component.eval_component"
+ASL_REPR_CHARS = 160
+
+
+class AslNoise(logging.Filter):
+    """Keep the twin's console to what needs a person; every execution's history keeps all.
+
+    - `NoSuchJsonPathError`: a path that is not in the state's input, logged once per nesting
+      level. A Choice's `Variable` catches it (IsPresent on a missing field is false, not an
+      error); anywhere else the state fails with `States.Runtime` naming the path and the
+      input, and that failure is kept.
+    - `FailureEventException` at a `StateFail`: a Fail state ending the run as designed
+      (`GateRejected`, `DatasetRejected`); the run's status and cause say so.
+    - Any other failure is kept, with the component's repr (moto prints the whole state
+      machine definition there) cut to its first characters.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg != "%s at '%s'" or len(args) != 2:
+            return True
+        summary, component = str(args[0]), str(args[1])
+        if summary.startswith("Exception=NoSuchJsonPathError"):
+            return False
+        if summary.startswith("Exception=FailureEventException") and component.startswith(
+            "(StateFail|"
+        ):
+            return False
+        if len(component) > ASL_REPR_CHARS:
+            record.args = (summary, component[:ASL_REPR_CHARS] + " …")
+        return True
 
 
 def state_path(state_dir: Path) -> Path:

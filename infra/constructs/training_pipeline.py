@@ -679,14 +679,13 @@ class TrainingPipeline(Construct):
                 ).next(accepted)
             )
         )
-        # A marker run carries `prefix`; a retrain of an accepted batch carries its key, which
-        # is the prefix itself (a key ending in "/" is never a single file).
-        is_batch = sfn.Condition.or_(
-            sfn.Condition.is_present("$.prefix"),
-            sfn.Condition.and_(
-                sfn.Condition.is_present("$.key"), sfn.Condition.string_matches("$.key", "*/")
-            ),
-        )
+        # Every start input has `key` (StartRun, retrain, `driftline runs rerun`). A single file
+        # is `datasets/<D>/<file>`; a batch's key is one level deeper: its marker
+        # (`datasets/<D>/<batch>/_COMPLETE`, StartRun ignores other deeper keys) or, for a
+        # retrain or rerun of an accepted batch, its prefix (`datasets/<D>/<batch>/`). Testing
+        # `key` alone never reads a field an input lacks (moto's interpreter logs an error for
+        # every IsPresent on a missing field, though the rule itself is right).
+        is_batch = sfn.Condition.string_matches("$.key", f"{DATASETS_PREFIX}*/*/*")
         definition = init.next(
             sfn.Choice(self, "MultiPart?")
             .when(is_batch, batch)

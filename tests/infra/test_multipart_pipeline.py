@@ -30,19 +30,10 @@ def test_a_batch_marker_or_batch_prefix_takes_the_multipart_path_a_file_the_vali
     states: dict[str, Any],
 ) -> None:
     choice = states["MultiPart?"]
+    # The key alone decides (a marker or a batch prefix is one level below datasets/<D>/), so
+    # the Choice never reads a field an input may lack.
     assert choice["Choices"] == [
-        {
-            "Or": [
-                {"Variable": "$.prefix", "IsPresent": True},
-                {
-                    "And": [
-                        {"Variable": "$.key", "IsPresent": True},
-                        {"Variable": "$.key", "StringMatches": "*/"},
-                    ]
-                },
-            ],
-            "Next": "ListParts",
-        }
+        {"Variable": "$.key", "StringMatches": "datasets/*/*/*", "Next": "ListParts"}
     ]
     assert choice["Default"] == "Validate"
     assert states["Validate"]["Next"] == states["MergeParts"]["Next"] == "DatasetAccepted?"
@@ -130,3 +121,35 @@ def test_the_batch_steps_may_tag_dataset_objects_but_never_delete_them(
         for statement in statements:
             if any(action.startswith("s3:Delete") for action in _actions(statement)):
                 assert "DatasetsBucket" not in json.dumps(statement["Resource"]), step
+
+
+def _string_matches(pattern: str, value: str) -> bool:
+    """Step Functions' StringMatches: `*` is any run of characters, everything else literal."""
+    import re
+
+    return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), value) is not None
+
+
+@pytest.mark.parametrize(
+    ("key", "batch"),
+    [
+        ("datasets/wdbc/data.csv", False),
+        ("datasets/wdbc/data.csv.gz", False),
+        ("datasets/wdbc/2026-12-01/_COMPLETE", True),
+        ("datasets/wdbc/2026-12-01/_SUCCESS", True),
+        ("datasets/wdbc/2026-12-01/", True),  # a retrain or rerun of an accepted batch
+    ],
+)
+def test_the_multipart_choice_routes_every_start_input_by_its_key(
+    states: dict[str, Any], key: str, batch: bool
+) -> None:
+    from pipelines.uploads import DatasetUpload, parse_upload
+
+    (rule,) = states["MultiPart?"]["Choices"]
+    if not key.endswith("/"):  # what StartRun sends for this upload: prefix set iff a batch
+        event = {"detail": {"bucket": {"name": "b"}, "object": {"key": key, "version-id": "v"}}}
+        upload = parse_upload(event)
+        assert isinstance(upload, DatasetUpload)
+        document = upload.to_input(trigger="upload", requested_at="2026-12-04T00:00:00Z")
+        assert ("prefix" in document) is batch
+    assert _string_matches(rule["StringMatches"], key) is batch

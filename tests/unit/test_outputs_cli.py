@@ -76,4 +76,4 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit) as exited:
         main(["fly"])
     assert exited.value.code == 2
-    assert capsys.readouterr().err.startswith("driftline: argument command: invalid choice")
+    assert capsys.readouterr().err.startswith("driftline: argument COMMAND: invalid choice")

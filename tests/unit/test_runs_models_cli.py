@@ -363,3 +363,76 @@ def test_runs_show_exit_code_says_whether_the_model_serves(
     from driftline.commands.runs import show_exit_code
 
     assert show_exit_code(record) == code
+
+
+# --- readable human output ----------------------------------------------------------------
+
+
+def test_models_commands_take_the_model_as_option_or_positionally(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, by_option, _ = cli(capsys, "models", "show", "--model", MODEL, "--json")
+    _, positional, _ = cli(capsys, "models", "show", MODEL, "--json")
+    assert json.loads(by_option) == json.loads(positional)
+
+    code, _, err = cli(capsys, "models", "show", "--model", MODEL, "iris")
+    assert (code, err.count("\n")) == (2, 1)
+    assert "two models named" in err
+    code, _, err = cli(capsys, "models", "approve", "--version", "2")
+    assert (code, err) == (2, "driftline: models approve: --model MODEL is required\n")
+
+
+def test_runs_compare_rows_stay_readable_with_a_long_feature_list(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from driftline.commands.runs import compare_runs, comparison_rows
+
+    features = [f"feature_{i:02d}" for i in range(30)]
+    first = {"run_id": "a", "params": {"features": features, "seed": 1}}
+    second = {"run_id": "b", "params": {"features": [*features[1:], "extra"], "seed": 1}}
+
+    rows = {row["field"]: row for row in comparison_rows(compare_runs(first, second))}
+
+    assert rows["params.features"]["a"] == "30 features (feature_00, feature_01, feature_02, …)"
+    assert rows["params.features"]["delta"] == "+extra; -feature_00"
+    from driftline.output import print_table
+
+    print_table(comparison_rows(compare_runs(first, second)))
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) < 160
+
+
+def test_runs_show_draws_the_step_timeline_and_metrics_per_split(
+    registries: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs, _ = registries
+    runs.update_run(
+        "run-old",
+        {"duration_prepare": 1.5, "duration_train": 6.0, "duration_evaluate": 0.5},
+    )
+
+    code, out, _ = cli(capsys, "runs", "show", "run-old")
+
+    assert code == 0
+    lines = out.splitlines()
+    steps = [line.split() for line in lines if line.split()[:1] in (["prepare"], ["train"])]
+    assert [step[:3] for step in steps] == [["prepare", "0", "1.5"], ["train", "1.5", "6"]]
+    assert steps[1][-1] == "█" * 30  # the longest step fills the bar
+    header = next(line.split() for line in lines if line.startswith("METRIC"))
+    assert header == ["METRIC", "TEST", "TRAIN"]
+    roc = next(line.split() for line in lines if line.startswith("roc_auc"))
+    assert roc == ["roc_auc", "*", "0.98", "1"]
+
+
+def test_report_runs_writes_one_page_of_the_envs_runs_and_models(
+    registries: Any, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    out = tmp_path / "runs.html"
+
+    code, stdout, err = cli(capsys, "report", "runs", "--html", str(out))
+
+    page = out.read_text(encoding="utf-8")
+    assert (code, stdout) == (0, "")
+    assert err == f"driftline: wrote 2 runs and 2 models to {out}\n"
+    assert page.count('<tr id="run-') == 2
+    assert 'id="model-breast_cancer-2"' in page and 'id="model-iris-1"' in page
+    assert "<circle" in page  # the metric over time

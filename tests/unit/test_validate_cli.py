@@ -142,3 +142,14 @@ def test_contracts_check_prints_dataset_and_hash(capsys: pytest.CaptureFixture[s
     [row] = json.loads(out)
     assert (row["dataset"], row["columns"], row["target"]) == ("breast_cancer", 31, "target")
     assert len(row["hash"]) == 64
+
+
+def test_a_valid_file_says_valid_in_one_line_after_its_profile(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(["validate", str(EXAMPLE), "--contract", str(CONTRACT)], capsys)
+
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        f"valid: {EXAMPLE} matches contract 'breast_cancer' (569 rows, 31 columns)"
+    )

@@ -1,0 +1,7 @@
+"""`python -m driftline`: the same as the `driftline` command."""
+
+import sys
+
+from driftline.cli import main
+
+sys.exit(main())
