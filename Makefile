@@ -7,7 +7,7 @@ ENVS := local dev staging prod
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test test-fast lint format synth checkov smoke bench clean
+.PHONY: setup browser demo test test-fast lint format synth checkov smoke bench docs-images clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -21,10 +21,23 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Headless Chromium (Debian's package) renders the HTML reports in tests/browser and for
+# `make docs-images`. Installed only when missing, and only where apt-get may run (root);
+# elsewhere the browser tests skip, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium fonts-dejavu-core >/dev/null; \
+	  else \
+	    echo "note: no chromium and no root to install it: tests/browser will be skipped"; \
+	  fi; }
+
 demo: setup
 	$(VENV)/bin/driftline demo
 
-test: setup lint
+test: setup browser lint
 	$(PY) -m pytest --cov --cov-report=term:skip-covered --durations=15
 
 test-fast: setup
@@ -71,6 +84,11 @@ smoke: $(VENV)/.installed
 
 bench: setup
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# The README's screenshots of the drift report and the runs view, rendered by headless Chromium
+# from the example dataset (docs/images/*.png). Regenerate them after changing either page.
+docs-images: setup browser
+	$(PY) docs/make_images.py
 
 clean:
 	rm -rf cdk.out .driftline .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -281,7 +281,7 @@ def _metric_chart(dataset: str, runs: Sequence[Mapping[str, Any]]) -> str:
         parts.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{left + width}" y2="{y:.1f}" stroke="#eee"/>'
             f'<text x="{left - 4}" y="{y + 3:.1f}" font-size="10" text-anchor="end">'
-            f"{value:.4g}</text>"
+            f"{value:.3f}</text>"
         )
     for index in range(4):
         moment = datetime.fromtimestamp(t0 + (t1 - t0) * index / 3, tz=UTC)

@@ -73,6 +73,8 @@ PSI_BINS = 10
 PSI_FLOOR = 1e-4
 PLOT_BINS = 24
 PLOT_CATEGORIES = 20
+# A numeric column with at most this many distinct values is plotted as bars per value.
+DISCRETE_VALUES = 12
 NULL_LABEL = "(null)"
 OTHER_LABEL = "(other)"
 
@@ -125,7 +127,9 @@ class DriftThresholds:
 
 @dataclass(frozen=True)
 class Histogram:
-    """What the HTML report plots: numeric ``edges`` (len = bins + 1) or category ``labels``.
+    """What the HTML report plots: numeric ``edges`` (len = bins + 1) or category ``labels``
+    (also for a numeric column of at most ``DISCRETE_VALUES`` distinct values, such as a 0/1
+    target: one label per value).
 
     Shares are of the non-null values on each side; numeric values outside the plotted range
     (beyond the 0.5%/99.5% quantiles) are not drawn. ``current`` is None when the feature is
@@ -392,10 +396,44 @@ def chi2_pvalue(reference: IntArray, current: IntArray) -> float:
     return float(chdtrc(dof, statistic))
 
 
+def _distinct_sorted(ordered: FloatArray, limit: int) -> FloatArray | None:
+    """The distinct values of a sorted array, or None when there are more than `limit`."""
+    if ordered.size == 0:
+        return ordered
+    changes = np.flatnonzero(ordered[1:] != ordered[:-1])
+    if changes.size + 1 > limit:
+        return None
+    return np.concatenate((ordered[:1], ordered[changes + 1]))
+
+
+def _plot_histogram_discrete(
+    ref: FloatArray, cur: FloatArray | None, values: FloatArray
+) -> Histogram:
+    """A numeric column with few distinct values (a 0/1 target, a count): one bar per value."""
+
+    def shares(ordered: FloatArray) -> tuple[float, ...]:
+        if ordered.size == 0:
+            return tuple(0.0 for _ in values)
+        left = np.searchsorted(ordered, values, side="left")
+        right = np.searchsorted(ordered, values, side="right")
+        return tuple(float(x) for x in (right - left) / ordered.size)
+
+    return Histogram(
+        reference=shares(ref),
+        current=shares(cur) if cur is not None else None,
+        labels=tuple(f"{value:g}" for value in values),
+    )
+
+
 def _plot_histogram_numeric(ref: FloatArray, cur: FloatArray | None) -> Histogram:
     samples = [s for s in (ref, cur) if s is not None and s.size > 0]
     if not samples:
         return Histogram(reference=(), current=() if cur is not None else None, edges=())
+    distinct = [_distinct_sorted(s, DISCRETE_VALUES) for s in samples]
+    if all(d is not None for d in distinct):
+        values = np.unique(np.concatenate([d for d in distinct if d is not None]))
+        if values.size <= DISCRETE_VALUES:
+            return _plot_histogram_discrete(ref, cur, values)
     tails = np.array([0.005, 0.995])
     bounds = [_sorted_quantiles(s, tails) for s in samples]
     low = min(float(q[0]) for q in bounds)

@@ -197,7 +197,7 @@ def test_unknown_feature_and_non_numeric_values_are_usage_errors(
     assert bad_value == 2 and "current column 'age': value 'forty' at row 7" in bad_err
 
 
-def test_html_report_is_self_contained_with_side_by_side_plots_and_escaped_names(
+def test_html_report_is_self_contained_with_overlaid_plots_and_escaped_names(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "report.html"
@@ -223,12 +223,64 @@ def test_html_report_is_self_contained_with_side_by_side_plots_and_escaped_names
     assert ODD_NAME not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;" in page
     assert "<script" not in page.lower()
     assert set(re.findall(r"(?:src|href)=\"(https?:[^\"]*)\"", page)) == set()
-    sections = page.split("<section")[1:]
-    assert len(sections) == 5
-    for section in sections:
-        assert 'aria-label="reference distribution"' in section
-        assert 'aria-label="current distribution"' in section
-    assert "drift</span>" in page
+    features = page.split('<details class="feature"')[1:]
+    assert len(features) == 5
+    for feature in features:  # one chart per feature: both sides on one axis
+        assert feature.count("<svg") == 1
+        assert 'class="reference"' in feature and 'class="current"' in feature
+        assert "share of rows" in feature
+    assert 'data-status="drift"' in page
+
+
+def test_html_summary_counts_drifted_features_and_rows_are_sorted_by_drift_score(
+    files: dict[str, Path],
+) -> None:
+    baseline, drifted = pd.read_csv(files["baseline"]), pd.read_csv(files["drifted"])
+    report = compute_drift(baseline, drifted)
+
+    page = render_html(report)
+
+    drifted_count = len(report.drifted_features)
+    assert f"{drifted_count} of 5 features drifted" in page
+    rows = re.findall(r'data-status="(\w+)" data-score="([\d.]+)"', page)
+    statuses = [status for status, _ in rows]
+    assert statuses == sorted(statuses, key=["drift", "insufficient_data", "no_drift"].index)
+    drifted_scores = [float(score) for status, score in rows if status == "drift"]
+    assert drifted_scores == sorted(drifted_scores, reverse=True)
+    assert "Benjamini-Hochberg" in page
+
+
+def test_html_captions_give_each_side_its_own_tallest_bar() -> None:
+    rng = np.random.default_rng(7)
+    reference = {"x": rng.normal(size=2000)}
+    current = {"x": rng.normal(size=2000) * 0.3}  # much narrower: a much taller peak
+    report = compute_drift(reference, current)
+    histogram = report.feature("x").histogram
+    assert histogram is not None and histogram.current is not None
+
+    page = render_html(report)
+
+    peaks = dict(re.findall(r'data-side="(\w+)">.*?\(tallest bar ([\d.]+)%\)', page))
+    assert float(peaks["reference"]) == pytest.approx(100 * max(histogram.reference), abs=0.06)
+    assert float(peaks["current"]) == pytest.approx(100 * max(histogram.current), abs=0.06)
+    assert peaks["reference"] != peaks["current"]
+
+
+def test_a_zero_one_target_is_drawn_as_two_category_bars() -> None:
+    rng = np.random.default_rng(8)
+    reference = {"target": rng.integers(0, 2, size=1000), "x": rng.normal(size=1000)}
+    current = {"target": (rng.uniform(size=1000) < 0.8).astype(int), "x": rng.normal(size=1000)}
+    report = compute_drift(reference, current)
+    histogram = report.feature("target").histogram
+    assert histogram is not None
+
+    page = render_html(report)
+
+    assert histogram.labels == ("0", "1") and histogram.edges is None
+    target = next(part for part in page.split("<details")[1:] if 'id="f-target"' in part)
+    assert target.count('<rect class="reference"') == 2
+    assert target.count('<rect class="current"') == 2
+    assert "target (category)" in target
 
 
 def test_html_marks_a_missing_feature_and_renders_from_the_stored_json() -> None:
