@@ -65,6 +65,15 @@ class _RawStage(_Strict):
         return value
 
 
+class ModelPromotion(_Strict):
+    """`driftline models promote --auto --from <from> --to <to>`, run every `every_hours`."""
+
+    source: str = Field(default="staging", alias="from")
+    target: str = Field(default="prod", alias="to")
+    soak_hours: float = Field(default=24, ge=0, le=24 * 30)
+    every_hours: int = Field(default=6, ge=1, le=24)
+
+
 class _RawDelivery(_Strict):
     account: str
     region: str
@@ -72,6 +81,7 @@ class _RawDelivery(_Strict):
     repository: str
     branch: str = "main"
     stages: tuple[_RawStage, ...] = Field(min_length=1)
+    model_promotion: ModelPromotion | None = None
 
     @field_validator("account")
     @classmethod
@@ -143,6 +153,14 @@ class DeliveryStage(BaseModel):
     def smoke_role_arn(self) -> str:
         return f"arn:aws:iam::{self.account}:role/{self.smoke_role_name}"
 
+    @property
+    def promotion_role_name(self) -> str:
+        return f"driftline-{self.name}-model-promotion"
+
+    @property
+    def promotion_role_arn(self) -> str:
+        return f"arn:aws:iam::{self.account}:role/{self.promotion_role_name}"
+
 
 class DeliveryConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -153,7 +171,11 @@ class DeliveryConfig(BaseModel):
     repository: str
     branch: str
     stages: tuple[DeliveryStage, ...]
+    model_promotion: ModelPromotion | None = None
     git_sha: str = "unknown"
+
+    def stage(self, env: str) -> DeliveryStage:
+        return next(stage for stage in self.stages if stage.name == env)
 
 
 def load_delivery_config(context: Mapping[str, Any], *, git_sha: str = "unknown") -> DeliveryConfig:
@@ -195,7 +217,21 @@ def load_delivery_config(context: Mapping[str, Any], *, git_sha: str = "unknown"
                 manual_approval=stage.env == "prod",
             )
         )
+    promotion = parsed.model_promotion
+    if promotion is not None:
+        for field, name in (("from", promotion.source), ("to", promotion.target)):
+            if name not in order:
+                raise ConfigError(
+                    f"invalid context value '{key}.model_promotion.{field}': {name!r} is not a "
+                    f"stage ({', '.join(order)})"
+                )
+        if order.index(promotion.source) >= order.index(promotion.target):
+            raise ConfigError(
+                f"invalid context value '{key}.model_promotion': models move forward, "
+                f"{promotion.source!r} → {promotion.target!r} does not"
+            )
     return DeliveryConfig(
+        model_promotion=promotion,
         account=parsed.account,
         region=parsed.region,
         connection_arn=parsed.connection_arn,

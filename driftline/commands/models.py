@@ -7,6 +7,8 @@ version out of the running with the reason on record.
 Promotion across environments is explicit: `promote` copies an Approved version's artifacts
 into the target env's bucket under the target registry's next version, and the target env's
 own approval policy (cdk.json) decides whether it arrives Approved or PendingApproval.
+`promote --auto` does it for every champion that soaked without an alarm
+(driftline/promotion.py).
 
 `check FILE` is offline: the model config checks Prepare applies (see docs/models.md).
 """
@@ -79,6 +81,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     promote.add_argument("--from-profile", help="AWS profile for the source env (default chain)")
     promote.add_argument("--to-profile", help="AWS profile for the target env (default chain)")
     promote.add_argument("--json", action="store_true", help="print one JSON document")
+    from driftline.promotion import add_auto_arguments
+
+    add_auto_arguments(promote)
     promote.set_defaults(handler=run)
     check = actions.add_parser(
         "check",
@@ -336,6 +341,11 @@ def _source_keys(record: Mapping[str, Any], model: str, version: int) -> dict[st
 
 
 def promote(args: argparse.Namespace) -> int:
+    from driftline.promotion import require_explicit, run_auto
+
+    if args.auto:
+        return run_auto(args)
+    require_explicit(args)
     model, version = args.model, args.version
     if args.from_env == args.to_env:
         raise UsageError(f"--from and --to are both {args.to_env!r}: promote to another env")

@@ -20,6 +20,9 @@ from typing import Any
 from aws_cdk import App, Duration, Environment, RemovalPolicy, Stack, Stage, Tags, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_codepipeline_actions as codepipeline_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -31,12 +34,21 @@ from infra.constructs.endpoint import (
     InferenceEndpoint,
     SharedEndpoint,
 )
-from infra.delivery_config import DELIVERY_STACK, DeliveryConfig, DeliveryStage
+from infra.delivery_config import DELIVERY_STACK, DeliveryConfig, DeliveryStage, ModelPromotion
 from infra.nag import PATTERN_ACKNOWLEDGEMENTS, PatternAcknowledgement, acknowledge, enable_nag
 
 PYTHON_VERSION = "3.11"
 NODE_VERSION = "20"
 SMOKE_PROFILE = "driftline-smoke"
+
+BUILD_ENVIRONMENT = codebuild.BuildEnvironment(
+    build_image=codebuild.LinuxBuildImage.STANDARD_7_0, compute_type=codebuild.ComputeType.MEDIUM
+)
+RUNTIME_PHASE = {
+    "install": {"runtime-versions": {"python": PYTHON_VERSION, "nodejs": NODE_VERSION}}
+}
+SOURCE_PROFILE = "driftline-promotion-source"
+TARGET_PROFILE = "driftline-promotion-target"
 
 # What the synth step runs, in order; each command fails the build on any finding.
 SYNTH_INSTALL_COMMANDS: tuple[str, ...] = ("make setup",)
@@ -78,41 +90,42 @@ class AccessStack(Stack):
         stage: DeliveryStage,
         delivery_account: str,
         stacks: DriftlineStacks,
+        promotes_models: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             scope,
             construct_id,
-            description=f"Driftline {stage.name}: the delivery pipeline's smoke-test role",
+            description=f"Driftline {stage.name}: roles the delivery account's pipelines assume",
             **kwargs,
         )
+        trust = iam.AccountPrincipal(delivery_account).with_conditions(
+            {
+                "ArnLike": {
+                    "aws:PrincipalArn": f"arn:{self.partition}:iam::{delivery_account}:"
+                    f"role/{DELIVERY_STACK}-*"
+                }
+            }
+        )
+        stack_arns = self.format_arn(
+            service="cloudformation",
+            resource="stack",
+            resource_name=f"{stage.env.stack_prefix}-*/*",
+        )
+        self.promotion_role: iam.Role | None = None
+        if promotes_models:
+            self.promotion_role = self._promotion_role(stage, stacks, trust, stack_arns)
         self.smoke_role = iam.Role(
             self,
             "SmokeTestRole",
             role_name=stage.smoke_role_name,
             description="Assumed by the Driftline-Delivery pipeline's post-deploy smoke test",
             max_session_duration=Duration.hours(1),
-            assumed_by=iam.AccountPrincipal(delivery_account).with_conditions(
-                {
-                    "ArnLike": {
-                        "aws:PrincipalArn": f"arn:{self.partition}:iam::{delivery_account}:"
-                        f"role/{DELIVERY_STACK}-*"
-                    }
-                }
-            ),
+            assumed_by=trust,
         )
         role = self.smoke_role
         role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudformation:DescribeStacks"],
-                resources=[
-                    self.format_arn(
-                        service="cloudformation",
-                        resource="stack",
-                        resource_name=f"{stage.env.stack_prefix}-*/*",
-                    )
-                ],
-            )
+            iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[stack_arns])
         )
         stacks.pipeline.training.state_machine.grant(role, "states:DescribeStateMachine")
         stacks.monitoring.drift.functions["drift_monitor"].grant_invoke(role)
@@ -130,6 +143,36 @@ class AccessStack(Stack):
                 )
             )
 
+    def _promotion_role(
+        self,
+        stage: DeliveryStage,
+        stacks: DriftlineStacks,
+        trust: iam.IPrincipal,
+        stack_arns: str,
+    ) -> iam.Role:
+        """Read this env's registry, model artifacts and alarms; write promoted versions."""
+        role = iam.Role(
+            self,
+            "ModelPromotionRole",
+            role_name=stage.promotion_role_name,
+            description="Assumed by the Driftline-Delivery model promotion "
+            "(driftline models promote --auto)",
+            max_session_duration=Duration.hours(1),
+            assumed_by=trust,
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[stack_arns])
+        )
+        stacks.data.tables.models.grant_read_write_data(role)
+        stacks.data.artifacts_bucket.grant_read_write(role, "models/*")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"],
+                resources=["*"],
+            )
+        )
+        return role
+
 
 class DriftlineStage(Stage):
     """One env as the pipeline deploys it: its four stacks and its Access stack."""
@@ -141,6 +184,7 @@ class DriftlineStage(Stage):
         *,
         stage: DeliveryStage,
         delivery_account: str,
+        promotes_models: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -159,6 +203,7 @@ class DriftlineStage(Stage):
             stage=stage,
             delivery_account=delivery_account,
             stacks=self.stacks,
+            promotes_models=promotes_models,
             env={"account": stage.account, "region": stage.region},
         )
         Tags.of(self.access).add("driftline:env", stage.name)
@@ -201,29 +246,21 @@ class DeliveryStack(Stack):
             cross_account_keys=True,
             enable_key_rotation=True,
             code_build_defaults=pipelines.CodeBuildOptions(
-                build_environment=codebuild.BuildEnvironment(
-                    build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
-                    compute_type=codebuild.ComputeType.MEDIUM,
-                ),
-                partial_build_spec=codebuild.BuildSpec.from_object(
-                    {
-                        "phases": {
-                            "install": {
-                                "runtime-versions": {
-                                    "python": PYTHON_VERSION,
-                                    "nodejs": NODE_VERSION,
-                                }
-                            }
-                        }
-                    }
-                ),
+                build_environment=BUILD_ENVIRONMENT,
+                partial_build_spec=codebuild.BuildSpec.from_object({"phases": RUNTIME_PHASE}),
                 timeout=Duration.minutes(60),
             ),
         )
         self.stages: list[DriftlineStage] = []
         for stage in config.stages:
+            promotion = config.model_promotion
             deployed = DriftlineStage(
-                self, stage.name, stage=stage, delivery_account=config.account
+                self,
+                stage.name,
+                stage=stage,
+                delivery_account=config.account,
+                promotes_models=promotion is not None
+                and stage.name in (promotion.source, promotion.target),
             )
             self.stages.append(deployed)
             pre: Sequence[pipelines.Step] = (
@@ -241,6 +278,16 @@ class DeliveryStack(Stack):
         self.pipeline.build_pipeline()
         self._harden_artifacts_bucket()
         self._explain_asset_roles_to_checkov()
+        self.model_promotion: ModelPromotionSchedule | None = None
+        if config.model_promotion is not None:
+            self.model_promotion = ModelPromotionSchedule(
+                self,
+                "ModelPromotion",
+                config=config,
+                promotion=config.model_promotion,
+                artifact_bucket=self.pipeline.pipeline.artifact_bucket,
+                build_environment=BUILD_ENVIRONMENT,
+            )
 
     def _smoke_step(self, stage: DeliveryStage) -> pipelines.CodeBuildStep:
         return pipelines.CodeBuildStep(
@@ -314,7 +361,115 @@ class DeliveryStack(Stack):
             key.apply_removal_policy(RemovalPolicy.RETAIN)
 
 
-_PIPELINE_POLICY = rf"{DELIVERY_STACK}/Pipeline/.+/DefaultPolicy/Resource"
+def promotion_commands(config: DeliveryConfig, promotion: ModelPromotion) -> list[str]:
+    """Two profiles (source and target env roles), then the promotion with the env region
+    variables unset so each profile's own region applies."""
+    source, target = config.stage(promotion.source), config.stage(promotion.target)
+    commands = []
+    for profile, stage in ((SOURCE_PROFILE, source), (TARGET_PROFILE, target)):
+        commands += [
+            f"aws configure set profile.{profile}.role_arn {stage.promotion_role_arn}",
+            f"aws configure set profile.{profile}.credential_source EcsContainer",
+            f"aws configure set profile.{profile}.region {stage.region}",
+        ]
+    commands.append(
+        "env -u AWS_DEFAULT_REGION -u AWS_REGION .venv/bin/driftline models promote --auto "
+        f"--from {source.name} --to {target.name} --soak-hours {promotion.soak_hours:g} "
+        f"--from-profile {SOURCE_PROFILE} --to-profile {TARGET_PROFILE} --json"
+    )
+    return commands
+
+
+class ModelPromotionSchedule(Construct):
+    """A small pipeline, started on a schedule (never by a push): check out the branch, then
+    `driftline models promote --auto` under the source and target envs' promotion roles.
+
+    Model promotion is decoupled from code delivery: a model approved in staging must not wait
+    for the next commit, and a scheduled run of the main pipeline would re-run every test and
+    stall at the prod approval each time.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeliveryConfig,
+        promotion: ModelPromotion,
+        artifact_bucket: s3.IBucket,
+        build_environment: codebuild.BuildEnvironment,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        roles = [
+            config.stage(env).promotion_role_arn for env in (promotion.source, promotion.target)
+        ]
+        self.project = codebuild.PipelineProject(
+            self,
+            "Project",
+            description="driftline models promote --auto "
+            f"--from {promotion.source} --to {promotion.target}",
+            environment=build_environment,
+            encryption_key=artifact_bucket.encryption_key,
+            timeout=Duration.minutes(30),
+            build_spec=codebuild.BuildSpec.from_object(
+                {
+                    "version": "0.2",
+                    "phases": {
+                        "install": {
+                            **RUNTIME_PHASE["install"],
+                            "commands": ["make .venv/.installed"],
+                        },
+                        "build": {"commands": promotion_commands(config, promotion)},
+                    },
+                }
+            ),
+        )
+        self.project.add_to_role_policy(
+            iam.PolicyStatement(actions=["sts:AssumeRole"], resources=roles)
+        )
+        source_output = codepipeline.Artifact("Source")
+        owner, repository = config.repository.split("/", 1)
+        self.pipeline = codepipeline.Pipeline(
+            self,
+            "Pipeline",
+            pipeline_type=codepipeline.PipelineType.V2,
+            artifact_bucket=artifact_bucket,
+            stages=[
+                codepipeline.StageProps(
+                    stage_name="Source",
+                    actions=[
+                        codepipeline_actions.CodeStarConnectionsSourceAction(
+                            action_name="Checkout",
+                            connection_arn=config.connection_arn,
+                            owner=owner,
+                            repo=repository,
+                            branch=config.branch,
+                            output=source_output,
+                            trigger_on_push=False,
+                        )
+                    ],
+                ),
+                codepipeline.StageProps(
+                    stage_name="Promote",
+                    actions=[
+                        codepipeline_actions.CodeBuildAction(
+                            action_name="PromoteModels", project=self.project, input=source_output
+                        )
+                    ],
+                ),
+            ],
+        )
+        self.schedule = events.Rule(
+            self,
+            "Schedule",
+            description=f"driftline models promote --auto every {promotion.every_hours}h",
+            schedule=events.Schedule.rate(Duration.hours(promotion.every_hours)),
+            targets=[events_targets.CodePipeline(self.pipeline)],
+        )
+
+
+_PIPELINE_POLICY = rf"{DELIVERY_STACK}/(Pipeline|ModelPromotion)/.+/DefaultPolicy/Resource"
+_ACCESS_POLICY = r"Driftline-\w+-Access/(SmokeTestRole|ModelPromotionRole)/DefaultPolicy/Resource"
 _ACCOUNT_ARN = r"arn:[\w-]+:{service}:[\w-]+:(\d{{12}}|<AWS::AccountId>)"
 
 DELIVERY_ACKNOWLEDGEMENTS: tuple[PatternAcknowledgement, ...] = (
@@ -333,13 +488,13 @@ DELIVERY_ACKNOWLEDGEMENTS: tuple[PatternAcknowledgement, ...] = (
     ),
     PatternAcknowledgement(
         rule=rf"AwsSolutions-IAM5\[Resource::{_ACCOUNT_ARN.format(service='codebuild')}:"
-        r"report-group/<Pipeline\w+>-\*\]",
+        r"report-group/<(Pipeline|ModelPromotion)\w+>-\*\]",
         construct_path=_PIPELINE_POLICY,
         reason="A CodeBuild project's own test report groups, named after the project",
     ),
     PatternAcknowledgement(
         rule=rf"AwsSolutions-IAM5\[Resource::{_ACCOUNT_ARN.format(service='logs')}:"
-        r"log-group:/aws/codebuild/<Pipeline\w+>:\*\]",
+        r"log-group:/aws/codebuild/<(Pipeline|ModelPromotion)\w+>:\*\]",
         construct_path=_PIPELINE_POLICY,
         reason="A CodeBuild project's own log group; streams are named per build",
     ),
@@ -371,9 +526,29 @@ DELIVERY_ACKNOWLEDGEMENTS: tuple[PatternAcknowledgement, ...] = (
     PatternAcknowledgement(
         rule=rf"AwsSolutions-IAM5\[Resource::{_ACCOUNT_ARN.format(service='cloudformation')}:"
         r"stack/Driftline-\w+-\*/\*\]",
-        construct_path=r"Driftline-\w+-Access/SmokeTestRole/DefaultPolicy/Resource",
-        reason="Stack ARNs end in an id CloudFormation generates; the smoke test reads only "
-        "the outputs of this env's Driftline stacks, named by the env's stack prefix",
+        construct_path=_ACCESS_POLICY,
+        reason="Stack ARNs end in an id CloudFormation generates; the smoke test and the model "
+        "promotion read only the outputs of this env's Driftline stacks (the env's prefix)",
+    ),
+    PatternAcknowledgement(
+        rule=r"AwsSolutions-IAM5\[Action::(s3:(GetBucket|GetObject|List|Abort|DeleteObject)"
+        r"|kms:(GenerateDataKey|ReEncrypt))\*\]",
+        construct_path=r"Driftline-\w+-Access/ModelPromotionRole/DefaultPolicy/Resource",
+        reason="Action groups of CDK's grant_read_write on the env's artifacts bucket (models/ "
+        "prefix only) and its data key: promotion copies model artifacts in or out",
+    ),
+    PatternAcknowledgement(
+        rule=r"AwsSolutions-IAM5\[Resource::Driftline-\w+-Data:ExportsOutputFnGetAtt"
+        r"ArtifactsBucket\w+/models/\*\]",
+        construct_path=r"Driftline-\w+-Access/ModelPromotionRole/DefaultPolicy/Resource",
+        reason="Promotion reads and writes model artifacts only (models/<model>/v<version>/...), "
+        "whose version the target registry assigns at promotion time",
+    ),
+    PatternAcknowledgement(
+        rule=r"AwsSolutions-IAM5\[Resource::\*\]",
+        construct_path=r"Driftline-\w+-Access/ModelPromotionRole/DefaultPolicy/Resource",
+        reason="cloudwatch:DescribeAlarms and DescribeAlarmHistory support no resource-level "
+        "permissions; the soak check reads the env's alarm states and history, nothing else",
     ),
     PatternAcknowledgement(
         rule=r"AwsSolutions-IAM5\[Resource::Driftline-\w+-Monitoring:ExportsOutputFnGetAtt"

@@ -54,8 +54,9 @@ def pipeline_stages(template_json: dict[str, Any]) -> list[dict[str, Any]]:
         resource
         for resource in template_json["Resources"].values()
         if resource["Type"] == "AWS::CodePipeline::Pipeline"
+        and resource["Properties"]["Stages"][1]["Name"] == "Build"
     ]
-    assert len(pipelines) == 1
+    assert len(pipelines) == 1  # the delivery pipeline (the other one promotes models)
     stages: list[dict[str, Any]] = pipelines[0]["Properties"]["Stages"]
     return stages
 
@@ -140,10 +141,9 @@ def test_artifacts_are_encrypted_with_a_rotating_customer_key_the_stage_accounts
     policy = json.dumps(keys[0]["Properties"]["KeyPolicy"])
     for stage in cdk_context()["driftline"]["delivery"]["stages"]:
         assert f"cdk-hnb659fds-deploy-role-{stage['account']}" in policy
-    store = next(
-        r for r in template_json["Resources"].values() if r["Type"] == "AWS::CodePipeline::Pipeline"
-    )["Properties"]["ArtifactStore"]
-    assert store["EncryptionKey"]["Type"] == "KMS"
+    for resource in template_json["Resources"].values():
+        if resource["Type"] == "AWS::CodePipeline::Pipeline":
+            assert resource["Properties"]["ArtifactStore"]["EncryptionKey"]["Type"] == "KMS"
 
 
 def test_artifacts_bucket_is_tls_only_versioned_access_logged_and_private(
@@ -264,10 +264,11 @@ def test_the_smoke_role_in_each_account_trusts_only_the_delivery_stacks_roles(
                 },
             },
         )
-        document = json.dumps(access.to_json())
+        policies = access.find_resources("AWS::IAM::Policy")
+        smoke = json.dumps(next(p for name, p in policies.items() if name.startswith("SmokeTest")))
         for action in ("lambda:InvokeFunction", "lambda:GetAlias", "states:DescribeStateMachine"):
-            assert action in document
-        assert "dynamodb:" not in document and "s3:" not in document
+            assert action in smoke
+        assert "dynamodb:" not in smoke and "s3:" not in smoke
 
 
 def test_stage_stacks_keep_the_names_the_cli_looks_for(
@@ -347,3 +348,83 @@ def test_stage_region_defaults_to_the_envs_region_and_prod_alone_needs_approval(
         ("prod", "eu-west-1", True),
     ]
     assert config.stages[2].env.training_backend.value == "sagemaker"
+
+
+def test_model_promotion_runs_on_a_schedule_not_on_push_under_the_two_envs_roles(
+    template: Template, template_json: dict[str, Any]
+) -> None:
+    resources = template_json["Resources"]
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {"ScheduleExpression": "rate(6 hours)", "State": "ENABLED"},
+    )
+    promotion = next(
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CodePipeline::Pipeline"
+        and [s["Name"] for s in r["Properties"]["Stages"]] == ["Source", "Promote"]
+    )
+    source = promotion["Stages"][0]["Actions"][0]["Configuration"]
+    assert source["DetectChanges"] is False
+    spec = json.loads(
+        next(
+            r["Properties"]["Source"]["BuildSpec"]
+            for r in resources.values()
+            if r["Type"] == "AWS::CodeBuild::Project"
+            and "models promote --auto" in r["Properties"]["Source"].get("BuildSpec", "")
+        )
+    )
+    command = spec["phases"]["build"]["commands"][-1]
+    assert "driftline models promote --auto --from staging --to prod --soak-hours 24" in command
+    stages = {s["env"]: s["account"] for s in cdk_context()["driftline"]["delivery"]["stages"]}
+    roles = [
+        statement["Resource"]
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy"
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "sts:AssumeRole" and "model-promotion" in str(statement)
+    ]
+    assert roles == [
+        [
+            f"arn:aws:iam::{stages['staging']}:role/driftline-staging-model-promotion",
+            f"arn:aws:iam::{stages['prod']}:role/driftline-prod-model-promotion",
+        ]
+    ]
+
+
+def test_only_the_promotion_envs_get_a_promotion_role(
+    delivery: tuple[DeliveryStack, Path],
+) -> None:
+    stack, _ = delivery
+    with_role = {stage.env_name: stage.access.promotion_role is not None for stage in stack.stages}
+    assert with_role == {"dev": False, "staging": True, "prod": True}
+    prod = Template.from_stack(stack.stages[2].access)
+    prod.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": [
+                                    "cloudwatch:DescribeAlarmHistory",
+                                    "cloudwatch:DescribeAlarms",
+                                ],
+                                "Resource": "*",
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_promotion_must_move_forward_between_stages() -> None:
+    context = delivery_context(model_promotion={"from": "prod", "to": "staging"})
+    with pytest.raises(ConfigError, match="models move forward, 'prod' → 'staging' does not"):
+        load_delivery_config(context)
+    context = delivery_context(model_promotion={"from": "staging", "to": "qa"})
+    with pytest.raises(ConfigError, match=r"model_promotion.to': 'qa' is not a stage"):
+        load_delivery_config(context)
