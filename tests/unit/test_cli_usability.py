@@ -335,3 +335,22 @@ def test_tables_cut_long_cells_and_keep_one_row_per_line(
     assert lines[1].endswith("…")
     assert max(len(line) for line in lines) <= MAX_CELL + 10
     assert all(line == line.rstrip() for line in lines)
+
+
+def test_drift_report_loads_neither_boto3_nor_the_twin(tmp_path: Path) -> None:
+    rows = "x,y\n" + "".join(f"{i % 7},{i % 3}\n" for i in range(300))
+    (tmp_path / "a.csv").write_text(rows)
+    script = (
+        "import sys\nfrom driftline.cli import main\n"
+        f"main(['drift', 'report', '--baseline', {str(tmp_path / 'a.csv')!r}, "
+        f"'--current', {str(tmp_path / 'a.csv')!r}, '--json'])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('boto3', 'botocore', 'moto', 'rich') or m.startswith('driftline.twin')), "
+        "file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
+    )
+
+    assert done.stderr.strip() == "[]"
+    assert json.loads(done.stdout)["verdict"] == "no_drift"
