@@ -18,7 +18,12 @@ the CLI, `{"registered": {"model", "version"}, "requested_by": "cli:<user>"}`. S
 5. record the deployment in the Endpoints table (current + history).
 
 A CodeDeploy deployment that fails or is stopped (its alarms fired) leaves `live` where it was;
-that outcome is recorded as `RolledBack` and raised as `DeploymentFailed`.
+that outcome is recorded as `RolledBack` and raised as `DeploymentFailed`. Two deploys (or a
+deploy and a rollback) racing on one endpoint cannot both win: a direct move of `live` is
+conditional on the Lambda version read at the start (and the alias' RevisionId), CodeDeploy
+checks the alias' current version itself, and `current` is replaced only if it still names the
+Lambda version read at the start. The loser records `Superseded` (or `Conflict`, when only the
+record had changed) in the history and fails with `DeploymentFailed`; nothing is overwritten.
 
 A model with no dedicated endpoint (any model uploaded with its config, none shipped in
 `models/`) goes to the shared endpoint instead, with no stack change: steps 1-2 as above, then
@@ -50,6 +55,7 @@ from functions.shared.clients import client
 from functions.shared.endpoints import (
     MODEL_ENV,
     SHARED_ENDPOINT,
+    EndpointChanged,
     EndpointRegistry,
     EndpointTarget,
     alias_version,
@@ -237,6 +243,8 @@ def deploy(
     model_key = str(record["model_key"])
     serving_key, digest = _store_bundle(settings.artifacts_bucket, request, model_key)
 
+    registry = EndpointRegistry(clients.dynamodb, settings.endpoints_table)
+    recorded = registry.current(request.model) or {}
     previous = alias_version(clients.lambda_, target)
     previous_model = version_model(clients.lambda_, target.function_name, previous)
     new_version = _publish(
@@ -263,10 +271,18 @@ def deploy(
         logger.info("already live", extra={"lambda_version": new_version})
         return result | {"status": "AlreadyLive", "shift": "none", "deployment_id": None}
 
-    shift, deployment_id, status = _shift(
-        settings, clients, target, previous, new_version, deadline, sleep
-    )
-    recorded_status = {"Succeeded": "Succeeded", UNCONFIRMED: UNCONFIRMED}.get(status, "RolledBack")
+    try:
+        shift, deployment_id, status = _shift(
+            settings, clients, target, previous, new_version, deadline, sleep
+        )
+        conflict = None
+    except EndpointChanged as error:
+        shift, deployment_id, status, conflict = "direct", None, "Superseded", str(error)
+    recorded_status = {
+        "Succeeded": "Succeeded",
+        UNCONFIRMED: UNCONFIRMED,
+        "Superseded": "Superseded",
+    }.get(status, "RolledBack")
     entry = {
         "env": settings.env,
         "model": request.model,
@@ -285,9 +301,26 @@ def deploy(
         "alias": target.alias,
         "deployed_at": iso_now(),
         "deployed_by": request.by,
+        "recorded_at": iso_now(),
     }
-    registry = EndpointRegistry(clients.dynamodb, settings.endpoints_table)
-    registry.record(entry, becomes_current=status == "Succeeded")
+    if conflict is not None:
+        registry.record(entry | {"reason": conflict}, becomes_current=False)
+        raise DeploymentFailed(
+            f"{request.model} model v{request.version} was not deployed: {conflict}"
+        )
+    if status == "Succeeded" and not registry.replace_current(
+        request.model,
+        entry,
+        expected_version=recorded.get("lambda_version"),
+        field="lambda_version",
+    ):
+        registry.record(entry | {"status": "Conflict"}, becomes_current=False)
+        raise DeploymentFailed(
+            f"live of {request.model} now points at Lambda version {new_version} (model "
+            f"v{request.version}), but another deployment or rollback changed the endpoint's "
+            "record meanwhile; nothing was overwritten: see `driftline endpoints show`"
+        )
+    registry.record(entry, becomes_current=False)
     if status == UNCONFIRMED:
         raise DeploymentFailed(
             f"CodeDeploy deployment {deployment_id} of {request.model} model v{request.version} "
@@ -515,7 +548,7 @@ def _shift(
     """(how, CodeDeploy deployment id, final status) of moving the alias to `new_version`."""
     all_at_once = settings.deployment_strategy == "AllAtOnce"
     if settings.alias_shift == "direct":
-        point_alias(clients.lambda_, target, new_version)
+        point_alias(clients.lambda_, target, new_version, expected_version=previous)
         return "direct", None, "Succeeded"
     try:
         deployment_id = _create_deployment(clients.codedeploy, target, previous, new_version)
@@ -528,7 +561,7 @@ def _shift(
         logger.warning(
             "CodeDeploy unavailable; moving the alias directly", extra={"why": str(unavailable)}
         )
-        point_alias(clients.lambda_, target, new_version)
+        point_alias(clients.lambda_, target, new_version, expected_version=previous)
         return "direct", None, "Succeeded"
     status = _wait_for_deployment(clients.codedeploy, deployment_id, deadline, sleep)
     return "codedeploy", deployment_id, status

@@ -9,7 +9,12 @@ Each record names the env, the model version, the Lambda version `live` points a
 version (and model version) it replaced, when, by whom (an execution ARN or `cli:<user>`), the
 action (`deploy` or `rollback`), how traffic moved (`codedeploy` or `direct`) and the outcome.
 For a dedicated endpoint the Lambda alias is the source of truth for what serves and the
-registry is its audited history.
+registry is its audited history. Both are written conditionally, so two deploys (or a deploy
+and a rollback) racing cannot leave the last writer's alias next to the other's record: the
+alias moves only from the Lambda version the writer read (`point_alias`: version check plus
+the alias' RevisionId, which Lambda enforces), and `current` is replaced only if it still
+names the Lambda version the writer read (`replace_current(..., field="lambda_version")`).
+The loser gets `EndpointChanged` and changes nothing.
 
 A model without a dedicated endpoint is served by the shared endpoint (`endpoint: "shared"`,
 `shift: "registry"`): there the `current` item *is* the routing, so it is only ever written
@@ -45,6 +50,10 @@ MODEL_ENV = {
     "serving_sha256": "DRIFTLINE_SERVING_SHA256",
 }
 _MISSING_FUNCTION = frozenset({"ResourceNotFoundException"})
+
+
+class EndpointChanged(RegistryError):
+    """Another deployment or rollback changed the endpoint meanwhile; nothing was overwritten."""
 
 
 def endpoint_pk(model: str) -> str:
@@ -124,10 +133,12 @@ class EndpointRegistry(_Table):
         return sorted(items, key=lambda item: str(item.get("model", "")))
 
     def record(self, entry: Mapping[str, Any], *, becomes_current: bool) -> dict[str, Any]:
-        """Append `entry` to the history; also make it `current` when traffic moved to it.
+        """Append `entry` to the history; with `becomes_current`, also make it `current`.
 
         History items are written with a not-exists condition and a fresh timestamp on a clash,
-        so concurrent writers never overwrite each other's record.
+        so concurrent writers never overwrite each other's record. `becomes_current` writes
+        `current` unconditionally (seeding a table); a deploy or a rollback replaces it with
+        `replace_current` instead, conditionally on what it read.
         """
         model = str(entry["model"])
         at = str(entry.get("recorded_at") or iso_now())
@@ -157,11 +168,20 @@ class EndpointRegistry(_Table):
         return item
 
     def replace_current(
-        self, model: str, item: Mapping[str, Any], *, expected_version: int | None
+        self,
+        model: str,
+        item: Mapping[str, Any],
+        *,
+        expected_version: int | str | None,
+        field: str = "model_version",
     ) -> bool:
-        """Make `item` the shared endpoint's `current` route if it still serves
-        `expected_version` (None: nothing deployed yet). False when another writer won."""
-        condition, values = _current_is(expected_version)
+        """Make `item` the endpoint's `current` item if its `field` is still `expected_version`
+        (None: no such item or field yet). False when another writer won.
+
+        The shared endpoint's routes compare `model_version`; a dedicated endpoint compares
+        `lambda_version` (unique per published version, unlike the model version it serves).
+        """
+        condition, values = _current_is(expected_version, field)
         try:
             self._call(
                 "put_item",
@@ -235,10 +255,16 @@ def champion(
     return models.get_version(model, int(version))
 
 
-def _current_is(version: int | None) -> tuple[str, dict[str, Any]]:
+def _current_is(
+    version: int | str | None, field: str = "model_version"
+) -> tuple[str, dict[str, Any]]:
+    if field not in ("model_version", "lambda_version"):
+        raise ValueError(
+            f"current items are compared on model_version or lambda_version, not {field}"
+        )
     if version is None:
-        return "attribute_not_exists(pk) OR attribute_not_exists(model_version)", {}
-    return "model_version = :expected", {":expected": version}
+        return f"attribute_not_exists(pk) OR attribute_not_exists({field})", {}
+    return f"{field} = :expected", {":expected": version}
 
 
 # --- the Lambda side: what a version serves, where the alias points -----------------------
@@ -265,6 +291,11 @@ def version_model(lambda_client: Any, function_name: str, version: str) -> dict[
 
 def alias_version(lambda_client: Any, target: EndpointTarget) -> str:
     """The Lambda version the alias sends all traffic to (weights are mid-deploy only)."""
+    return alias_state(lambda_client, target)[0]
+
+
+def alias_state(lambda_client: Any, target: EndpointTarget) -> tuple[str, str | None]:
+    """(the Lambda version the alias points at, the alias' RevisionId)."""
     try:
         with transient_aws_errors(f"reading alias {target.function_name}:{target.alias}"):
             alias = lambda_client.get_alias(FunctionName=target.function_name, Name=target.alias)
@@ -275,18 +306,41 @@ def alias_version(lambda_client: Any, target: EndpointTarget) -> str:
                 f"'{target.alias}'"
             ) from None
         raise
-    return str(alias["FunctionVersion"])
+    return str(alias["FunctionVersion"]), alias.get("RevisionId")
 
 
-def point_alias(lambda_client: Any, target: EndpointTarget, version: str) -> None:
-    """Send all of the alias' traffic to `version` (clearing any canary weights)."""
-    with transient_aws_errors(f"moving alias {target.function_name}:{target.alias}"):
-        lambda_client.update_alias(
-            FunctionName=target.function_name,
-            Name=target.alias,
-            FunctionVersion=version,
-            RoutingConfig={"AdditionalVersionWeights": {}},
-        )
+def point_alias(
+    lambda_client: Any, target: EndpointTarget, version: str, *, expected_version: str
+) -> None:
+    """Send all of the alias' traffic to `version` (clearing any canary weights), only if it
+    still points at `expected_version`, the version the caller read before deciding.
+
+    The update carries the alias' RevisionId, so Lambda refuses it (PreconditionFailed) when
+    anything moved the alias between this read and the update; either way the caller gets
+    `EndpointChanged` and the alias keeps what the other writer put there.
+    """
+    live, revision = alias_state(lambda_client, target)
+    moved = (
+        f"endpoint {target.model}: live moved from Lambda version {expected_version} to "
+        f"{{}} meanwhile (another deployment or rollback); it was left there"
+    )
+    if live != expected_version:
+        raise EndpointChanged(moved.format(live))
+    arguments: dict[str, Any] = {
+        "FunctionName": target.function_name,
+        "Name": target.alias,
+        "FunctionVersion": version,
+        "RoutingConfig": {"AdditionalVersionWeights": {}},
+    }
+    if revision:
+        arguments["RevisionId"] = revision
+    try:
+        with transient_aws_errors(f"moving alias {target.function_name}:{target.alias}"):
+            lambda_client.update_alias(**arguments)
+    except ClientError as error:
+        if error_code(error) == "PreconditionFailedException":
+            raise EndpointChanged(moved.format("another version")) from None
+        raise
 
 
 def rollback(
@@ -306,6 +360,7 @@ def rollback(
     """
     live = alias_version(lambda_client, target)
     current = registry.current(target.model)
+    recorded = current.get("lambda_version") if current is not None else None
     wanted = to_version
     if wanted is None:
         wanted = str(current.get("previous_version") or "") if current else ""
@@ -325,7 +380,7 @@ def rollback(
             "pick a version from `driftline endpoints history`"
         )
     replaced = version_model(lambda_client, target.function_name, live)
-    point_alias(lambda_client, target, wanted)
+    point_alias(lambda_client, target, wanted, expected_version=live)
     entry = {
         "env": env,
         "model": target.model,
@@ -341,8 +396,17 @@ def rollback(
         "alias": target.alias,
         "deployed_at": iso_now(),
         "deployed_by": by,
+        "recorded_at": iso_now(),
     }
-    return registry.record(entry, becomes_current=True)
+    if not registry.replace_current(
+        target.model, entry, expected_version=recorded, field="lambda_version"
+    ):
+        registry.record(entry | {"status": "Conflict"}, becomes_current=False)
+        raise EndpointChanged(
+            f"endpoint {target.model}: live now points at Lambda version {wanted}, but another "
+            "deployment or rollback changed its record meanwhile; see `driftline endpoints show`"
+        )
+    return registry.record(entry, becomes_current=False)
 
 
 def rollback_shared(registry: EndpointRegistry, model: str, *, env: str, by: str) -> dict[str, Any]:

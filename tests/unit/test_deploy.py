@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from urllib.parse import unquote
 
 import pandas as pd
 import pytest
 import sklearn.ensemble  # noqa: F401  (loads OpenMP now, so threadpool_limits can cap it)
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from threadpoolctl import threadpool_limits
 
@@ -36,10 +39,13 @@ from functions.inference import bundle as bundle_module
 from functions.inference.bundle import build_bundle, load_bundle
 from functions.shared import clients, storage
 from functions.shared.endpoints import (
+    EndpointChanged,
     EndpointRegistry,
     EndpointTarget,
+    alias_state,
     alias_version,
     parse_endpoint_targets,
+    point_alias,
     rollback,
 )
 from functions.shared.registry import ModelRegistry, RegistryError
@@ -809,3 +815,155 @@ def test_an_unapproved_version_is_refused_on_the_shared_endpoint_too(world: Worl
     with pytest.raises(DeploymentRefused, match="PendingApproval, not Approved"):
         world.deploy(3, settings=shared_settings(world))
     assert world.registry().current(MODEL) is None
+
+
+# --- racing writers: one winner on the alias and the record -------------------------------
+
+
+@pytest.fixture
+def alias_revisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lambda's UpdateAlias RevisionId check, which moto does not implement.
+
+    On AWS an update carrying a RevisionId other than the alias' current one fails with
+    PreconditionFailedException, and every update gives the alias a new RevisionId. The check
+    and the update are one step (a lock), as in the service.
+    """
+    from moto.awslambda.responses import LambdaResponse
+
+    original = LambdaResponse.update_alias
+    lock = threading.Lock()
+
+    def update_alias(self: Any) -> Any:
+        function_name = unquote(self.path.rsplit("/")[-3])
+        alias_name = unquote(self.path.rsplit("/", 2)[-1])
+        expected = json.loads(self.body).get("RevisionId")
+        with lock:
+            alias = self.backend.get_alias(alias_name, function_name)
+            if expected is not None and expected != alias.revision_id:
+                body = {
+                    "__type": "PreconditionFailedException",
+                    "message": "The Revision Id provided does not match the latest Revision Id.",
+                }
+                headers = {"status": 412, "x-amzn-errortype": "PreconditionFailedException"}
+                return 412, headers, json.dumps(body)
+            answer = original(self)
+            alias.revision_id = str(uuid.uuid4())
+            return answer
+
+    monkeypatch.setattr(LambdaResponse, "update_alias", update_alias)
+
+
+def test_the_alias_moves_only_from_the_version_and_revision_it_was_read_at(
+    world: World, alias_revisions: None
+) -> None:
+    world.deploy(1)
+    live, revision = alias_state(world.lambda_, world.target)
+    world.lambda_.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="1")
+
+    with pytest.raises(EndpointChanged, match=r"live moved from Lambda version 2 to 1"):
+        point_alias(world.lambda_, world.target, "2", expected_version=live)
+    assert world.live() == "1"
+
+    stale = {"RevisionId": revision}
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        world.lambda_.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="2", **stale)
+
+
+def test_two_deploys_racing_on_one_endpoint_leave_one_winner_on_alias_and_record(
+    world: World, alias_revisions: None, atomic_items: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both read live=1 and no record, publish, then move at once: one wins, one changes nothing."""
+    publish = deploy_step._publish
+    publishing = threading.Lock()
+    both_published = threading.Barrier(2, timeout=60)
+
+    def publish_then_race(*arguments: Any, **options: Any) -> str:
+        with publishing:  # $LATEST's environment is one slot: publish one at a time
+            version = publish(*arguments, **options)
+        both_published.wait()
+        return version
+
+    monkeypatch.setattr(deploy_step, "_publish", publish_then_race)
+    outcomes: dict[int, Any] = {}
+
+    def deploy(version: int) -> None:
+        try:
+            outcomes[version] = world.deploy(version)
+        except Exception as error:  # the assertions below say which
+            outcomes[version] = error
+
+    threads = [threading.Thread(target=deploy, args=(version,)) for version in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    winners = {v: o for v, o in outcomes.items() if isinstance(o, dict)}
+    losers = {v: o for v, o in outcomes.items() if not isinstance(o, dict)}
+    assert len(winners) == 1 and len(losers) == 1, outcomes
+    ((won, result),) = winners.items()
+    ((lost, error),) = losers.items()
+    assert isinstance(error, DeploymentFailed) and "meanwhile" in str(error)
+    current = world.registry().current(MODEL)
+    assert current is not None
+    assert world.live() == current["lambda_version"] == result["lambda_version"]
+    assert current["model_version"] == won
+    assert world.version_env(world.live())["DRIFTLINE_MODEL_VERSION"] == str(won)
+    statuses = {h["model_version"]: h["status"] for h in world.registry().history(MODEL)}
+    assert statuses == {won: "Succeeded", lost: "Superseded"}
+
+
+def test_a_record_changed_since_it_was_read_is_not_overwritten(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer's `current` lands between this deploy's read and write: it stays."""
+    world.deploy(1)
+    registry = world.registry()
+    publish = deploy_step._publish
+
+    def publish_while_another_writer_records(*arguments: Any, **options: Any) -> str:
+        version = publish(*arguments, **options)
+        other = registry.current(MODEL) or {}
+        registry.record(
+            other | {"lambda_version": "7", "deployed_by": "other"}, becomes_current=True
+        )
+        return version
+
+    monkeypatch.setattr(deploy_step, "_publish", publish_while_another_writer_records)
+
+    with pytest.raises(DeploymentFailed, match=r"changed the endpoint's record meanwhile"):
+        world.deploy(2)
+
+    current = registry.current(MODEL)
+    assert current is not None and (current["lambda_version"], current["deployed_by"]) == (
+        "7",
+        "other",
+    )
+    assert registry.history(MODEL)[0]["status"] == "Conflict"
+
+
+def test_a_rollback_racing_a_deploy_changes_nothing_when_the_deploy_moved_live_first(
+    world: World, alias_revisions: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.shared import endpoints
+
+    world.deploy(1)
+    world.deploy(2)  # live: Lambda version 3 (model v2); it replaced 2 (model v1)
+    read_model = endpoints.version_model
+    moved: list[str] = []
+
+    def a_deploy_lands_meanwhile(lambda_client: Any, function_name: str, version: str) -> Any:
+        if not moved:  # after the rollback read live (3), before it moves it
+            moved.append(version)
+            world.lambda_.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="1")
+        return read_model(lambda_client, function_name, version)
+
+    monkeypatch.setattr(endpoints, "version_model", a_deploy_lands_meanwhile)
+
+    with pytest.raises(EndpointChanged, match=r"live moved from Lambda version 3 to 1"):
+        roll_back(world)
+
+    assert world.live() == "1"  # what the other writer put there
+    current = world.registry().current(MODEL)
+    assert current is not None and current["lambda_version"] == "3"  # not the rollback's
+    assert [h["action"] for h in world.registry().history(MODEL)] == ["deploy", "deploy"]
