@@ -11,16 +11,77 @@ from __future__ import annotations
 import io
 import json
 import math
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipelines.evaluation import SPLITS, Evaluation
 from pipelines.gating import GateDecision
-from pipelines.model_config import METRICS
+from pipelines.model_config import METRICS, ModelConfig
 from pipelines.model_io import DataLineage
-from pipelines.training import SPLITS, Evaluation, TrainingRun
+
+if TYPE_CHECKING:  # pandas and scikit-learn load only where a run is trained or scored
+    from pipelines.training import TrainingRun
 
 _MAX_SCATTER_POINTS = 5000
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What the card says about a run: from the run in memory, or from its `metrics.json`.
+
+    The gate renders the card from the document the training step wrote, so it never reloads
+    the data or the model to restate numbers that were computed once.
+    """
+
+    config: ModelConfig
+    features: int
+    split: Mapping[str, Any]  # seed, stratified, sizes
+    evaluation: Evaluation
+    class_shares: Mapping[str, float] | None = None  # share of each class in the whole dataset
+
+    @classmethod
+    def from_run(cls, run: TrainingRun) -> CardFacts:
+        return cls(
+            config=run.config,
+            features=len(run.prepared.features),
+            split=_split_summary(run),
+            evaluation=run.evaluation,
+            class_shares=_class_shares(run),
+        )
+
+    @classmethod
+    def from_document(
+        cls, document: Mapping[str, Any], config: ModelConfig, *, features: int
+    ) -> CardFacts:
+        """From `metrics_document` output; `features` counts the model's input columns."""
+        shares = document.get("class_shares")
+        return cls(
+            config=config,
+            features=len(document["features"]) if "features" in document else features,
+            split=document["split"],
+            evaluation=Evaluation.from_dict(document),
+            class_shares={str(k): float(v) for k, v in shares.items()} if shares else None,
+        )
+
+
+def _split_summary(run: TrainingRun) -> dict[str, Any]:
+    split = run.prepared.split
+    return {"seed": split.seed, "stratified": split.stratified, "sizes": split.sizes()}
+
+
+def _class_shares(run: TrainingRun) -> dict[str, float] | None:
+    if run.config.task != "classification":
+        return None
+    counts = run.prepared.y.value_counts(normalize=True)
+    return {str(_plain(label)): float(share) for label, share in counts.items()}
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def _cell(value: Any) -> str:
@@ -38,30 +99,32 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def _automatic_limitations(run: TrainingRun) -> list[str]:
+def _automatic_limitations(facts: CardFacts) -> list[str]:
     notes = [
         "Evaluated on a random held-out split of the same dataset version; performance on "
         "data that drifts away from it is not measured here (the drift monitor watches that).",
     ]
-    sizes = run.prepared.split.sizes()
+    sizes = facts.split["sizes"]
     if sizes["test"] < 100:
         notes.append(
             f"The test split has {sizes['test']} rows; its metrics carry wide uncertainty."
         )
-    if run.config.task == "classification":
-        counts = run.prepared.y.value_counts(normalize=True)
-        if float(counts.min()) < 0.1:
+    shares = facts.class_shares
+    if facts.config.task == "classification" and shares:
+        rarest = min(shares, key=shares.__getitem__)
+        share = shares[rarest]
+        if share < 0.1:
             notes.append(
-                f"Class '{counts.idxmin()}' is {float(counts.min()):.1%} of the data; "
+                f"Class '{rarest}' is {share:.1%} of the data; "
                 "accuracy alone overstates quality on it."
             )
-    if not run.prepared.split.stratified and run.config.task == "classification":
+    if not facts.split["stratified"] and facts.config.task == "classification":
         notes.append("The split could not be stratified by class (a class is too small).")
     return notes
 
 
 def render_model_card(
-    run: TrainingRun,
+    run: TrainingRun | CardFacts,
     *,
     lineage: DataLineage,
     created_at: str,
@@ -69,8 +132,9 @@ def render_model_card(
     gate: GateDecision | None = None,
 ) -> str:
     """Markdown card: overview, intended use, lineage, split, metrics, gate, limitations."""
-    config = run.config
-    evaluation = run.evaluation
+    facts = run if isinstance(run, CardFacts) else CardFacts.from_run(run)
+    config = facts.config
+    evaluation = facts.evaluation
     lines = [f"# Model card: {lineage.dataset}", ""]
     lines += _table(
         ["field", "value"],
@@ -79,7 +143,7 @@ def render_model_card(
             ["target", config.target],
             ["estimator", config.estimator_path],
             ["parameters", json.dumps(config.estimator.params, sort_keys=True) or "{}"],
-            ["features", str(len(run.prepared.features))],
+            ["features", str(facts.features)],
             ["scikit-learn", sklearn_version],
             ["created at", created_at],
             ["approval policy", config.approval],
@@ -96,13 +160,14 @@ def render_model_card(
             ["code version", lineage.code_version],
         ],
     )
-    split = run.prepared.split
-    sizes = split.sizes()
+    split = facts.split
+    sizes = split["sizes"]
+    stratified = "stratified by class" if split["stratified"] else "not stratified"
     lines += [
         "",
         "## Split",
         "",
-        f"Seed {split.seed}, {'stratified by class' if split.stratified else 'not stratified'}"
+        f"Seed {split['seed']}, {stratified}"
         f": {sizes['train']} train, {sizes['validation']} validation, {sizes['test']} test rows"
         " (positional row indices, reproducible from the dataset version and the seed).",
         "",
@@ -131,7 +196,7 @@ def render_model_card(
         lines += [f"Gate {verdict} {against}:", ""]
         lines += [f"- {reason}" for reason in gate.reasons]
     lines += ["", "## Limitations", ""]
-    lines += [f"- {note}" for note in [*config.limitations, *_automatic_limitations(run)]]
+    lines += [f"- {note}" for note in [*config.limitations, *_automatic_limitations(facts)]]
     return "\n".join(lines) + "\n"
 
 
@@ -220,14 +285,17 @@ def render_evaluation_plot(evaluation: Evaluation, *, title: str) -> bytes:
 
 
 def metrics_document(run: TrainingRun, *, gate: GateDecision | None = None) -> dict[str, Any]:
-    """The `metrics.json` both backends write: metrics, diagnostics, split sizes, gate."""
+    """The `metrics.json` both backends write: metrics, diagnostics, split sizes, gate.
+
+    It also holds what the card needs besides the config (features, class shares), so the
+    card can be rendered from it with `CardFacts.from_document`.
+    """
     document = run.evaluation.to_dict()
-    split = run.prepared.split
-    document["split"] = {
-        "seed": split.seed,
-        "stratified": split.stratified,
-        "sizes": split.sizes(),
-    }
+    document["split"] = _split_summary(run)
+    document["features"] = list(run.prepared.features)
+    shares = _class_shares(run)
+    if shares is not None:
+        document["class_shares"] = shares
     if gate is not None:
         document["gate"] = gate.to_dict()
     return document

@@ -15,9 +15,10 @@ import math
 import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipelines.training import TrainingRun
+if TYPE_CHECKING:  # reading an archive's metadata needs neither pandas nor scikit-learn
+    from pipelines.training import TrainingRun
 
 FORMAT = "driftline-model"
 FORMAT_VERSION = 1

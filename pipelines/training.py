@@ -11,13 +11,20 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from pipelines.evaluation import (
+    SPLITS,
+    ConfusionMatrix,
+    Evaluation,
+    ResidualSummary,
+    SplitName,
+)
 from pipelines.model_config import (
     METRICS,
     FeatureKind,
@@ -28,8 +35,6 @@ from pipelines.model_config import (
     resolve_features,
 )
 
-SplitName = Literal["train", "validation", "test"]
-SPLITS: tuple[SplitName, ...] = ("train", "validation", "test")
 IndexArray = npt.NDArray[np.int64]
 
 
@@ -73,77 +78,11 @@ class PreparedData:
 
 
 @dataclass(frozen=True)
-class ConfusionMatrix:
-    labels: list[Any]
-    matrix: list[list[int]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"labels": self.labels, "matrix": self.matrix}
-
-
-@dataclass(frozen=True)
-class ResidualSummary:
-    count: int
-    mean: float
-    std: float
-    mean_absolute: float
-    max_absolute: float
-    quantiles: dict[str, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "mean": self.mean,
-            "std": self.std,
-            "mean_absolute": self.mean_absolute,
-            "max_absolute": self.max_absolute,
-            "quantiles": self.quantiles,
-        }
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Metrics per split plus the test-split diagnostics the card and the plot show."""
-
-    task: Task
-    primary_metric: str
-    metrics: dict[str, dict[str, float]]
-    confusion: ConfusionMatrix | None
-    residuals: ResidualSummary | None
-    test_true: npt.NDArray[Any] = field(repr=False)
-    test_predicted: npt.NDArray[Any] = field(repr=False)
-
-    @property
-    def test_metrics(self) -> dict[str, float]:
-        return self.metrics["test"]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe: undefined metrics (NaN) become null."""
-        document: dict[str, Any] = {
-            "task": self.task,
-            "primary_metric": self.primary_metric,
-            "metrics": {
-                split: {name: _json_float(value) for name, value in values.items()}
-                for split, values in self.metrics.items()
-            },
-        }
-        if self.confusion is not None:
-            document["confusion_matrix"] = self.confusion.to_dict()
-        if self.residuals is not None:
-            document["residuals"] = self.residuals.to_dict()
-        return document
-
-
-@dataclass(frozen=True)
 class TrainingRun:
     config: ModelConfig
     prepared: PreparedData
     model: Any
     evaluation: Evaluation
-
-
-def _json_float(value: float) -> float | None:
-    return None if math.isnan(value) else value
 
 
 def _first_row(mask: pd.Series) -> int:
@@ -377,9 +316,7 @@ def model_feature_kinds(model: Any) -> dict[str, FeatureKind]:
     return {name: kinds[name] for name in model.feature_names_in_}
 
 
-def _class_scores(model: Any, x: pd.DataFrame) -> npt.NDArray[Any] | None:
-    if hasattr(model, "predict_proba"):
-        return np.asarray(model.predict_proba(x))
+def _decision_scores(model: Any, x: pd.DataFrame) -> npt.NDArray[Any] | None:
     if hasattr(model, "decision_function"):
         return np.asarray(model.decision_function(x))
     return None
@@ -457,8 +394,18 @@ def _roc_auc(
 def _predict(
     model: Any, x: pd.DataFrame, task: Task
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | None]:
+    """Labels, plus class scores for a classifier, from as few passes over `x` as possible.
+
+    A classifier with `predict_proba` is scored once: its label is the most probable class,
+    as the inference function labels rows (and as most estimators' own `predict` does, by
+    calling `predict_proba` again), so the metrics describe what serving returns.
+    """
+    if task == "classification" and hasattr(model, "predict_proba"):
+        probabilities = np.asarray(model.predict_proba(x))
+        labels = np.asarray(model.classes_)[np.argmax(probabilities, axis=1)]
+        return labels, probabilities
     predicted = np.asarray(model.predict(x))
-    return predicted, (_class_scores(model, x) if task == "classification" else None)
+    return predicted, (_decision_scores(model, x) if task == "classification" else None)
 
 
 def _metrics_for(

@@ -1,9 +1,17 @@
-"""Score the challenger on every split and the champion on the challenger's test rows.
+"""Put the champion's score next to the challenger's, on the challenger's test rows.
+
+The challenger is scored once per run. The Lambda Train step scores the model it fitted and
+writes `metrics.json` and the plot (`$.trained.metrics_key`); this step then reads that
+document and touches neither the challenger's model nor, without a champion, the data. A
+training step that did not score (the SageMaker backend's collector) leaves no metrics key, and
+the challenger is scored here instead, once (one `predict_proba` per split for a classifier).
+pandas and scikit-learn are imported only when something is scored here.
 
 The champion is the version the model's endpoint serves (`functions.shared.endpoints.champion`;
 not the newest Approved one, which may never have served). A champion that cannot be scored
 here (written by another scikit-learn, or trained on columns the data no longer has) is
 reported as a note instead of failing the run; the gate then says it could not compare.
+Gate reads only what this step returns and the `metrics.json` it writes.
 """
 
 from __future__ import annotations
@@ -23,9 +31,7 @@ from functions.shared.keys import METRICS, PLOT, run_artifact
 from functions.shared.registry import ModelRegistry, RunRegistry
 from functions.shared.settings import get_settings
 from functions.shared.state import Evaluated, TrainedState, json_safe, parse_state
-from pipelines.model_card import metrics_document, render_evaluation_plot
 from pipelines.model_io import ModelIOError
-from pipelines.training import TrainingError, TrainingRun, evaluate, score_model
 
 logger = Logger()
 
@@ -41,6 +47,8 @@ def score_champion(
     champion: dict[str, Any] | None, data: RunData, bucket: str
 ) -> tuple[dict[str, float] | None, str | None]:
     """(metrics on the challenger's test rows, or None; a note when scoring was impossible)."""
+    from pipelines.training import TrainingError, score_model
+
     if champion is None:
         return None, None
     version = champion["version"]
@@ -54,23 +62,47 @@ def score_champion(
         return None, note
 
 
-def run(state: TrainedState) -> Evaluated:
-    started = time.perf_counter()
-    settings = get_settings()
-    bucket = settings.artifacts_bucket
+def _run_data(state: TrainedState, bucket: str) -> RunData:
     prepared = state.prepared
-    data = load_run_data(
+    return load_run_data(
         bucket,
         dataset_key=prepared.dataset_key,
         config_key=prepared.config_key,
         config_source=prepared.config_source,
         columns=state.validation.columns,
     )
+
+
+def score_challenger(state: TrainedState, data: RunData, bucket: str) -> dict[str, Any]:
+    """`metrics.json` of a challenger its training step did not score; writes its plot too."""
+    from pipelines.model_card import metrics_document, render_evaluation_plot
+    from pipelines.training import TrainingRun, evaluate
+
     challenger = load_model_bytes(bucket, state.trained.model_key).model
     evaluation = evaluate(challenger, data.prepared, data.config)
     training_run = TrainingRun(
         config=data.config, prepared=data.prepared, model=challenger, evaluation=evaluation
     )
+    plot = render_evaluation_plot(evaluation, title=state.dataset)
+    storage.put_bytes(bucket, run_artifact(state.run.id, PLOT), plot, "image/png")
+    document: dict[str, Any] = json_safe(metrics_document(training_run))
+    return document
+
+
+def run(state: TrainedState) -> Evaluated:
+    started = time.perf_counter()
+    settings = get_settings()
+    bucket = settings.artifacts_bucket
+    trained = state.trained
+    metrics_key = run_artifact(state.run.id, METRICS)
+    plot_key = trained.plot_key or run_artifact(state.run.id, PLOT)
+
+    data: RunData | None = None
+    if trained.metrics_key:
+        document: dict[str, Any] = storage.get_json(bucket, trained.metrics_key)
+    else:
+        data = _run_data(state, bucket)
+        document = score_challenger(state, data, bucket)
 
     dynamodb = client("dynamodb")
     champion = serving_champion(
@@ -78,24 +110,24 @@ def run(state: TrainedState) -> Evaluated:
         EndpointRegistry(dynamodb, settings.required_endpoints_table),
         state.dataset,
     )
-    champion_metrics, note = score_champion(champion, data, bucket)
+    champion_metrics, note = None, None
+    if champion is not None:
+        data = data or _run_data(state, bucket)
+        champion_metrics, note = score_champion(champion, data, bucket)
     champion_version = int(champion["version"]) if champion is not None else None
 
-    document = metrics_document(training_run)
     document["champion"] = json_safe(
         {"version": champion_version, "metrics": champion_metrics, "note": note}
     )
-    metrics_key, plot_key = run_artifact(state.run.id, METRICS), run_artifact(state.run.id, PLOT)
-    storage.put_json(bucket, metrics_key, json_safe(document))
-    plot = render_evaluation_plot(evaluation, title=state.dataset)
-    storage.put_bytes(bucket, plot_key, plot, "image/png")
+    storage.put_json(bucket, metrics_key, document)
 
+    metrics: dict[str, dict[str, float | None]] = document["metrics"]
     duration = round(time.perf_counter() - started, 3)
     RunRegistry(client("dynamodb"), settings.runs_table).update_run(
         state.run.id,
         {
-            "metrics": evaluation.metrics,
-            "primary_metric": evaluation.primary_metric,
+            "metrics": metrics,
+            "primary_metric": document["primary_metric"],
             "champion_metrics": champion_metrics,
             "champion_version": champion_version,
             "artifacts.metrics": metrics_key,
@@ -106,17 +138,18 @@ def run(state: TrainedState) -> Evaluated:
     logger.info(
         "evaluated",
         extra={
-            "test": json_safe(evaluation.test_metrics),
+            "test": metrics["test"],
             "champion": json_safe(champion_metrics),
+            "scored_here": not trained.metrics_key,
             "seconds": duration,
         },
     )
     return Evaluated(
-        metrics=json_safe(evaluation.test_metrics),
+        metrics=metrics["test"],
         champion_metrics=json_safe(champion_metrics),
         champion_version=champion_version,
         champion_note=note,
-        primary_metric=evaluation.primary_metric,
+        primary_metric=document["primary_metric"],
         metrics_key=metrics_key,
         plot_key=plot_key,
     )

@@ -1,7 +1,9 @@
 """Decide whether the challenger may be registered, and write the model card with the verdict.
 
 The card is what a reviewer reads before approving, so it is rendered here, where the gate's
-reasons are known; `metrics.json` gains the same decision.
+reasons are known; `metrics.json` gains the same decision. Only numbers are compared: the
+challenger's and the champion's test metrics come in `$.evaluation`, and the card is rendered
+from `metrics.json` and the run's config, so this step reads neither the data nor a model.
 """
 
 from __future__ import annotations
@@ -14,16 +16,15 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.shared import storage
-from functions.shared.artifacts import lineage_for, load_model_bytes, load_run_data
+from functions.shared.artifacts import lineage_for, load_config
 from functions.shared.clients import client
 from functions.shared.keys import CARD, run_artifact
 from functions.shared.registry import RunRegistry
 from functions.shared.settings import get_settings
 from functions.shared.state import EvaluatedState, json_safe, parse_state, utc_now
 from pipelines.gating import GateDecision, evaluate_gate
-from pipelines.model_card import render_model_card
+from pipelines.model_card import CardFacts, render_model_card
 from pipelines.model_config import GateConfig
-from pipelines.training import TrainingRun, evaluate
 
 logger = Logger()
 
@@ -66,32 +67,19 @@ def run(state: EvaluatedState) -> dict[str, Any]:
     settings = get_settings()
     bucket = settings.artifacts_bucket
     prepared = state.prepared
-    data = load_run_data(
-        bucket,
-        dataset_key=prepared.dataset_key,
-        config_key=prepared.config_key,
-        config_source=prepared.config_source,
-        columns=state.validation.columns,
-    )
-    decision = decide(state, data.config.primary_metric, data.config.gate)
+    config = load_config(bucket, prepared.config_key, prepared.config_source)
+    decision = decide(state, config.primary_metric, config.gate)
 
-    loaded = load_model_bytes(bucket, state.trained.model_key)
-    training_run = TrainingRun(
-        config=data.config,
-        prepared=data.prepared,
-        model=loaded.model,
-        evaluation=evaluate(loaded.model, data.prepared, data.config),
-    )
+    document = storage.get_json(bucket, state.evaluation.metrics_key)
     card = render_model_card(
-        training_run,
+        CardFacts.from_document(document, config, features=prepared.features),
         lineage=lineage_for(state, settings.git_sha),
         created_at=utc_now(),
-        sklearn_version=loaded.metadata.sklearn_version,
+        sklearn_version=state.trained.sklearn_version,
         gate=decision,
     )
     card_key = run_artifact(state.run.id, CARD)
     storage.put_text(bucket, card_key, card, "text/markdown")
-    document = storage.get_json(bucket, state.evaluation.metrics_key)
     document["gate"] = json_safe(decision.to_dict())
     storage.put_json(bucket, state.evaluation.metrics_key, document)
 

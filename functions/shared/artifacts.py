@@ -1,8 +1,9 @@
 """Where a run's artifacts live and how a step rebuilds the run from them.
 
 Prepare writes the exact dataset version as Parquet and the exact config text under
-`runs/<run_id>/`; every later step recomputes the split from those two (it is a pure function
-of data, config and seed), so no step re-reads the upload and no split is shipped around.
+`runs/<run_id>/`; a later step that needs the rows (Train; Evaluate, to score a champion)
+recomputes the split from those two (it is a pure function of data, config and seed), so no
+step re-reads the upload and no split is shipped around. Gate needs only the config.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from functions.shared import storage
 from functions.shared.state import PreparedState
 from pipelines.model_config import ModelConfig, parse_model_config
 from pipelines.model_io import DataLineage, LoadedModel, load_model
-from pipelines.training import PreparedData, prepare
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas loads only in the steps that read the data (not in Gate)
     import pandas as pd
+
+    from pipelines.training import PreparedData
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ def load_run_data(
     columns: Mapping[str, str],
 ) -> RunData:
     """The prepared dataset and config of a run, split exactly as Prepare split it."""
+    from pipelines.training import prepare
+
     config = load_config(bucket, config_key, config_source)
     frame = storage.read_frame(bucket, dataset_key)
     return RunData(frame=frame, config=config, prepared=prepare(frame, config, columns))

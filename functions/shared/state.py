@@ -65,6 +65,10 @@ class Prepared(StepState):
 class Trained(StepState):
     model_key: str
     sklearn_version: str
+    # Written by a training step that scored the model it fitted (the Lambda backend): the
+    # challenger's `metrics.json` and plot. Without them Evaluate scores the challenger itself.
+    metrics_key: str | None = None
+    plot_key: str | None = None
 
 
 class Evaluated(StepState):

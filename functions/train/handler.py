@@ -1,7 +1,11 @@
-"""Fit the configured estimator on the training split and store it as `model.zip`.
+"""Fit the configured estimator, score it once, and store `model.zip`, `metrics.json` and the plot.
 
 The archive carries its metrics and lineage (dataset, S3 VersionId, manifest hash, code
-version), so a registered model explains where it came from without the registry.
+version), so a registered model explains where it came from without the registry. The metrics
+come from scoring every split here, where the fitted model and the prepared data are already in
+memory (one `predict_proba` per split for a classifier): Evaluate adds the champion's score to
+the `metrics.json` written here and Gate renders the card from it, so neither reloads the model
+or the data to score the challenger again.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.shared import storage
 from functions.shared.artifacts import lineage_for, load_run_data
 from functions.shared.clients import client
-from functions.shared.keys import MODEL, run_artifact
+from functions.shared.keys import METRICS, MODEL, PLOT, run_artifact
 from functions.shared.registry import RunRegistry
 from functions.shared.settings import get_settings
-from functions.shared.state import PreparedState, Trained, parse_state, utc_now
+from functions.shared.state import PreparedState, Trained, json_safe, parse_state, utc_now
+from pipelines.model_card import metrics_document, render_evaluation_plot
 from pipelines.model_io import dump_model, metadata_for_run
 from pipelines.training import TrainingRun, evaluate, train
 
@@ -51,10 +56,13 @@ def run(state: PreparedState) -> Trained:
     metadata = metadata_for_run(
         training_run, created_at=utc_now(), lineage=lineage_for(state, settings.git_sha)
     )
+    bucket = settings.artifacts_bucket
     model_key = run_artifact(state.run.id, MODEL)
-    storage.put_bytes(
-        settings.artifacts_bucket, model_key, dump_model(model, metadata), "application/zip"
-    )
+    metrics_key, plot_key = run_artifact(state.run.id, METRICS), run_artifact(state.run.id, PLOT)
+    storage.put_bytes(bucket, model_key, dump_model(model, metadata), "application/zip")
+    storage.put_json(bucket, metrics_key, json_safe(metrics_document(training_run)))
+    plot = render_evaluation_plot(evaluation, title=state.dataset)
+    storage.put_bytes(bucket, plot_key, plot, "image/png")
 
     duration = round(time.perf_counter() - started, 3)
     RunRegistry(client("dynamodb"), settings.runs_table).update_run(
@@ -66,4 +74,9 @@ def run(state: PreparedState) -> Trained:
         },
     )
     logger.info("trained", extra={"estimator": metadata.estimator, "seconds": duration})
-    return Trained(model_key=model_key, sklearn_version=metadata.sklearn_version)
+    return Trained(
+        model_key=model_key,
+        sklearn_version=metadata.sklearn_version,
+        metrics_key=metrics_key,
+        plot_key=plot_key,
+    )

@@ -33,6 +33,7 @@ from driftline.twin.adapters import (
     render_input_template,
     shutdown_adapters,
     unsupported_resource_types,
+    worker_thread_settings,
 )
 
 pytestmark = [pytest.mark.twin]
@@ -195,6 +196,7 @@ def handler(event, context):
         "remaining": context.get_remaining_time_in_millis(),
         "stage": os.environ["STAGE"],
         "endpoint": os.environ["AWS_ENDPOINT_URL"],
+        "openmp": {k: v for k, v in os.environ.items() if k.startswith("OMP_")},
         "buckets": [b["Name"] for b in s3.list_buckets()["Buckets"]],
     }
 """
@@ -222,6 +224,9 @@ def test_lambda_runs_in_a_warm_worker_with_context_environment_and_logs(twin: Mo
     assert two["memory"] == 256 and 0 < two["remaining"] <= 7000
     assert two["stage"] == "test" and two["endpoint"] == f"http://127.0.0.1:{twin.port}"
     assert bucket in two["buckets"]  # the handler's own boto3 reaches the twin
+    # A bounded OpenMP team (256 MB is less than one Lambda vCPU), and no PASSIVE wait policy,
+    # which makes HistGradientBoosting about 10x slower.
+    assert two["openmp"] == {"OMP_NUM_THREADS": "1"}
     assert 'event {"n": 2}' in base64.b64decode(second["LogResult"]).decode()
 
     queued = lam.invoke(
@@ -247,6 +252,18 @@ def test_lambda_runs_in_a_warm_worker_with_context_environment_and_logs(twin: Mo
     )
     third = json.loads(lam.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
     assert third["pid"] != two["pid"]  # new code, new execution environment
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "host_cores", "threads"),
+    [(3008, 2, "1"), (3008, 8, "2"), (10240, 64, "6"), (128, 1, "1"), (1769, 16, "1")],
+)
+def test_worker_openmp_threads_are_lambda_vcpus_bounded_by_the_host_less_one(
+    monkeypatch: pytest.MonkeyPatch, memory_mb: int, host_cores: int, threads: str
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(host_cores)))
+
+    assert worker_thread_settings(memory_mb) == {"OMP_NUM_THREADS": threads}
 
 
 def test_image_function_runs_its_command_from_the_staged_folder(twin: Moto, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,12 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from pipelines.gating import evaluate_gate
-from pipelines.model_card import metrics_document, render_evaluation_plot, render_model_card
+from pipelines.model_card import (
+    CardFacts,
+    metrics_document,
+    render_evaluation_plot,
+    render_model_card,
+)
 from pipelines.model_config import ModelConfig, load_model_config, parse_model_config
 from pipelines.model_io import (
     DataLineage,
@@ -31,8 +37,10 @@ from pipelines.model_io import (
     read_metadata,
 )
 from pipelines.training import (
+    Evaluation,
     TrainingError,
     TrainingRun,
+    evaluate,
     prepare,
     run_training,
     score_model,
@@ -217,6 +225,37 @@ def test_scoring_on_the_test_rows_reproduces_the_test_metrics(
     assert scored == pytest.approx(run.evaluation.test_metrics)
 
 
+class CountingClassifier:
+    """A fitted classifier that counts how often it is asked to score."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.classes_ = model.classes_
+        self.calls = {"predict": 0, "predict_proba": 0}
+
+    def predict(self, x: pd.DataFrame) -> Any:
+        self.calls["predict"] += 1
+        return self.model.predict(x)
+
+    def predict_proba(self, x: pd.DataFrame) -> Any:
+        self.calls["predict_proba"] += 1
+        return self.model.predict_proba(x)
+
+
+def test_evaluation_scores_each_split_with_one_predict_proba_and_labels_from_it(
+    cancer_run: tuple[TrainingRun, pd.DataFrame, dict[str, str]],
+) -> None:
+    run, _, _ = cancer_run
+    counting = CountingClassifier(run.model)
+
+    evaluation = evaluate(counting, run.prepared, run.config)
+
+    assert counting.calls == {"predict": 0, "predict_proba": 3}  # train, validation, test
+    x_test, _ = run.prepared.part("test")
+    np.testing.assert_array_equal(evaluation.test_predicted, run.model.predict(x_test))
+    assert evaluation.metrics == run.evaluation.metrics
+
+
 @pytest.mark.parametrize(
     "estimator",
     ["sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.linear_model.LogisticRegression"],
@@ -277,6 +316,69 @@ def test_model_card_carries_lineage_metrics_and_gate_reasons(
     document = metrics_document(run, gate=decision)
     assert document["split"]["sizes"]["test"] == len(run.prepared.split.test)
     assert document["gate"]["passed"] is True
+
+
+def test_card_from_the_metrics_document_matches_the_card_from_the_run(
+    cancer_run: tuple[TrainingRun, pd.DataFrame, dict[str, str]],
+) -> None:
+    """The gate renders the card from `metrics.json` (as stored: JSON), not from the model."""
+    run, _, _ = cancer_run
+    decision = evaluate_gate(run.evaluation.test_metrics, None, run.config.gate)
+    stored = json.loads(json.dumps(metrics_document(run)))
+    card = {
+        "lineage": LINEAGE,
+        "created_at": "2026-11-29T21:00:00+00:00",
+        "sklearn_version": "1.9.1",
+        "gate": decision,
+    }
+
+    from_document = CardFacts.from_document(stored, run.config, features=0)
+
+    assert from_document.features == len(run.prepared.features)
+    assert render_model_card(from_document, **card) == render_model_card(run, **card)
+
+
+def test_card_from_a_document_without_class_shares_or_features_still_renders() -> None:
+    """Documents written before the card's inputs were stored in them (an older Train)."""
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"a": rng.normal(size=120), "label": ([0] * 110) + ([1] * 10)})
+    config = small_config()
+    run = run_training(frame, config, {"a": "float", "label": "int"})
+    stored = json.loads(json.dumps(metrics_document(run)))
+    del stored["class_shares"], stored["features"]
+
+    card = render_model_card(
+        CardFacts.from_document(stored, config, features=1),
+        lineage=LINEAGE,
+        created_at="2026-11-29T21:00:00+00:00",
+        sklearn_version="1.9.1",
+    )
+
+    assert "| features | 1 |" in card
+    assert "accuracy alone overstates" not in card  # class shares unknown: no claim made
+    assert "accuracy alone overstates" in render_model_card(
+        run, lineage=LINEAGE, created_at="2026-11-29T21:00:00+00:00", sklearn_version="1.9.1"
+    )
+
+
+def test_evaluation_from_its_document_keeps_every_number_and_undefined_metrics_as_nan() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 2))
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": 3 * x[:, 0] - x[:, 1]})
+    run = run_training(
+        frame,
+        small_config(task="regression", target="y"),
+        {"a": "float", "b": "float", "y": "float"},
+    )
+    document = json.loads(json.dumps(run.evaluation.to_dict()))
+    document["metrics"]["test"]["r2"] = None
+
+    restored = Evaluation.from_dict(document)
+
+    assert restored.residuals == run.evaluation.residuals
+    assert np.isnan(restored.test_metrics["r2"])
+    assert restored.metrics["train"] == run.evaluation.metrics["train"]
+    assert restored.to_dict() == document
 
 
 # --- model IO -------------------------------------------------------------------------------

@@ -443,6 +443,106 @@ def test_a_worse_challenger_fails_the_gate_naming_the_metric_and_is_not_register
     assert [v["version"] for v in model_versions()] == [1]
 
 
+# --- the challenger is scored once per run ---------------------------------------------------
+
+
+def count_scoring(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count predict/predict_proba calls on every HistGradientBoostingClassifier from now on."""
+    from sklearn.ensemble import HistGradientBoostingClassifier as Estimator
+
+    calls = {"predict": 0, "predict_proba": 0}
+    for name in calls:
+        original = getattr(Estimator, name)
+
+        def counted(self: Any, x: Any, _name: str = name, _original: Any = original) -> Any:
+            calls[_name] += 1
+            return _original(self, x)
+
+        monkeypatch.setattr(Estimator, name, counted)
+    return calls
+
+
+def record_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The S3 keys every handler reads from now on (all reads go through storage._get)."""
+    from functions.shared import storage
+
+    keys: list[str] = []
+    original = storage._get
+
+    def recorded(bucket: str, key: str, version_id: str | None) -> Any:
+        keys.append(key)
+        return original(bucket, key, version_id)
+
+    monkeypatch.setattr(storage, "_get", recorded)
+    return keys
+
+
+def test_the_challenger_is_scored_once_and_gate_reads_neither_data_nor_model(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_override(FAST_CONFIG)
+    calls = count_scoring(monkeypatch)
+    reads = record_reads(monkeypatch)
+    state = start_state(breast_cancer_csv(), "run-once")
+    for result_path, step in STEPS[:2]:  # Prepare, Train
+        state[result_path] = json.loads(json.dumps(step(state, CONTEXT)))
+    model_key, dataset_key = state["trained"]["model_key"], state["prepared"]["dataset_key"]
+    reads.clear()
+
+    state["evaluation"] = json.loads(json.dumps(evaluate.handler(state, CONTEXT)))
+    evaluate_reads = list(reads)
+    reads.clear()
+    state["gate"] = json.loads(json.dumps(gate.handler(state, CONTEXT)))
+
+    assert calls == {"predict": 0, "predict_proba": 3}  # one per split, all in Train
+    assert evaluate_reads == [state["trained"]["metrics_key"]]  # no champion: nothing else
+    assert model_key not in reads and dataset_key not in reads, reads
+    archive = boto3.client("s3").get_object(Bucket=ARTIFACTS, Key=model_key)["Body"].read()
+    assert state["evaluation"]["metrics"] == load_model(archive).metadata.metrics["test"]
+    assert state["gate"]["passed"] is True
+    card = boto3.client("s3").get_object(Bucket=ARTIFACTS, Key="runs/run-once/model_card.md")
+    text = card["Body"].read().decode()
+    assert "Confusion matrix on the test split" in text and "| roc_auc (primary) |" in text
+    assert "| features | 30 |" in text
+    run = run_item("run-once")
+    assert run["metrics"]["test"] == state["evaluation"]["metrics"]
+    assert run["artifacts"]["plot"] == state["trained"]["plot_key"]
+
+
+def test_a_challenger_its_training_step_did_not_score_is_scored_by_evaluate_once(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SageMaker backend's collector returns only the model: Evaluate scores it, once."""
+    put_override(FAST_CONFIG)
+    state = start_state(breast_cancer_csv(), "run-collected")
+    for result_path, step in STEPS[:2]:
+        state[result_path] = json.loads(json.dumps(step(state, CONTEXT)))
+    scored_in_train = json.loads(
+        boto3.client("s3")
+        .get_object(Bucket=ARTIFACTS, Key=state["trained"]["metrics_key"])["Body"]
+        .read()
+    )
+    for key in (state["trained"]["metrics_key"], state["trained"]["plot_key"]):
+        boto3.client("s3").delete_object(Bucket=ARTIFACTS, Key=key)
+    state["trained"] = {
+        "model_key": state["trained"]["model_key"],
+        "sklearn_version": state["trained"]["sklearn_version"],
+    }
+    calls = count_scoring(monkeypatch)
+
+    state["evaluation"] = json.loads(json.dumps(evaluate.handler(state, CONTEXT)))
+    state["gate"] = json.loads(json.dumps(gate.handler(state, CONTEXT)))
+
+    assert calls == {"predict": 0, "predict_proba": 3}
+    assert state["evaluation"]["metrics"] == scored_in_train["metrics"]["test"]
+    assert artifact_keys("runs/run-collected/") >= {
+        "runs/run-collected/metrics.json",
+        "runs/run-collected/evaluation.png",
+        "runs/run-collected/model_card.md",
+    }
+    assert state["gate"]["passed"] is True
+
+
 def clone_gated_run(state: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Another run of the same data that reached Register: its artifacts, record and state."""
     source = state["run"]["id"]
