@@ -82,6 +82,24 @@ smoke: $(VENV)/.installed
 	  $(VENV)/bin/driftline smoke --env $(SMOKE_ENV); \
 	fi
 
+# The data-contract check CI runs: each sample in examples/samples.txt validated against its
+# contract, and compared with its baseline when one is listed; JSON/HTML reports in reports/.
+SAMPLES := examples/samples.txt
+reports: $(VENV)/.installed
+	@mkdir -p reports/validation reports/drift; status=0; \
+	while read -r file contract baseline; do \
+	  case "$$file" in ''|'#'*) continue;; esac; \
+	  name=$$(basename "$$file"); name=$${name%%.*}; \
+	  echo "validate $$file against $$contract"; \
+	  $(VENV)/bin/driftline validate "$$file" --contract "$$contract" --json \
+	    > reports/validation/$$name.json || status=1; \
+	  if [ -n "$$baseline" ]; then \
+	    echo "drift of $$file against $$baseline"; \
+	    $(VENV)/bin/driftline drift report --baseline "$$baseline" --current "$$file" --json \
+	      --html reports/drift/$$name.html > reports/drift/$$name.json || status=1; \
+	  fi; \
+	done < $(SAMPLES); exit $$status
+
 bench: setup
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
@@ -91,4 +109,4 @@ docs-images: setup browser
 	$(PY) docs/make_images.py
 
 clean:
-	rm -rf cdk.out .driftline .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf cdk.out reports .driftline .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
