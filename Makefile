@@ -7,7 +7,7 @@ ENVS := local dev staging prod
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup browser demo test test-fast lint format synth checkov smoke bench docs-images clean
+.PHONY: setup browser demo test test-fast lint format synth checkov smoke reports bench docs-images clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
