@@ -967,3 +967,49 @@ def test_a_rollback_racing_a_deploy_changes_nothing_when_the_deploy_moved_live_f
     current = world.registry().current(MODEL)
     assert current is not None and current["lambda_version"] == "3"  # not the rollback's
     assert [h["action"] for h in world.registry().history(MODEL)] == ["deploy", "deploy"]
+
+
+def test_cli_lists_shows_and_rolls_back_a_model_on_the_shared_endpoint(
+    world: World,
+    cli: Callable[..., tuple[int, str, str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given an uploaded model served by the shared endpoint, the endpoints commands treat it
+    like any other: listed with its route, shown, and rolled back to the version it replaced."""
+    from driftline.commands import endpoints as endpoints_command
+
+    outputs = {
+        "Endpoints": json.dumps({}),
+        "EndpointsTableName": ENDPOINTS,
+        "ModelsTableName": MODELS,
+        "DeployFunctionName": "driftline-local-deploy",
+        "SharedEndpointFunction": "driftline-local-shared",
+        "SharedEndpointUrl": "https://shared.example/",
+    }
+    monkeypatch.setattr(endpoints_command, "stack_outputs", lambda env: outputs)
+    world.deploy(1, settings=shared_settings(world))
+    world.deploy(2, settings=shared_settings(world))
+
+    code, out, _ = cli("endpoints", "list", "--json", capsys=capsys)
+    (listed,) = json.loads(out)
+    assert code == 0
+    assert (listed["model"], listed["live_version"], listed["model_version"]) == (
+        MODEL,
+        "shared",
+        2,
+    )
+    assert listed["url"] == f"https://shared.example/models/{MODEL}"
+
+    code, out, err = cli("endpoints", "rollback", "--model", MODEL, "--json", capsys=capsys)
+    assert code == 0, err
+    assert json.loads(out)["model_version"] == 1
+    current = world.registry().current(MODEL)
+    assert current is not None and current["model_version"] == 1
+
+    code, out, _ = cli("endpoints", "show", "--model", MODEL, "--json", capsys=capsys)
+    assert json.loads(out)["current"]["action"] == "rollback"
+    code, _, err = cli(
+        "endpoints", "rollback", "--model", MODEL, "--to-version", "3", capsys=capsys
+    )
+    assert code == 2 and "--to-version names a Lambda version" in err
