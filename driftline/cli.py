@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "endpoints": ("endpoints", "list endpoints, their deployment history, roll back or deploy"),
     "predict": ("predict", "score JSON rows from stdin on a model's live endpoint"),
     "smoke": ("smoke", "smoke-test a deployed env: stacks, outputs, drift monitor, endpoints"),
+    "cost": ("cost", "estimate an env's monthly cost from its templates and a usage profile"),
     "report": ("report", "write static HTML views: runs, metrics over time, lineage"),
     "completion": ("completion", "print a shell completion script (bash, zsh, fish)"),
 }
