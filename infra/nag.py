@@ -59,11 +59,11 @@ _BUCKET_ARN = r"(<\w+Bucket\w*\.Arn>|Driftline-\w+-Data:ExportsOutputFnGetAtt\w*
 
 PATTERN_ACKNOWLEDGEMENTS: tuple[PatternAcknowledgement, ...] = (
     PatternAcknowledgement(
-        rule=r"AwsSolutions-IAM5\[Action::(s3:(GetBucket|GetObject|List|Abort|DeleteObject)"
+        rule=r"AwsSolutions-IAM5\[Action::(s3:(GetBucket|GetObject|List|Abort)"
         r"|kms:(GenerateDataKey|ReEncrypt))\*\]",
         construct_path=_ROLE_POLICY,
-        reason="Action groups emitted by CDK grant_read/grant_read_write, each statement "
-        "scoped to one Driftline bucket or the env's data key",
+        reason="Action groups emitted by CDK grant_read/grant_put (never delete), each "
+        "statement scoped to one Driftline bucket's keys or the env's data key",
     ),
     PatternAcknowledgement(
         rule=rf"AwsSolutions-IAM5\[Resource::{_BUCKET_ARN}/(\w+/)?\*\]",
@@ -78,11 +78,12 @@ PATTERN_ACKNOWLEDGEMENTS: tuple[PatternAcknowledgement, ...] = (
         "(CDK LambdaInvoke grants function ARN and ARN:*)",
     ),
     PatternAcknowledgement(
-        rule=r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:s3:::"
-        r"Driftline-\w+-Data:ExportsOutputRef\w*ArtifactsBucket\w*/\*\]",
-        construct_path=r"Driftline-\w+-\w+/.+/StateMachine/Role/DefaultPolicy/Resource",
-        reason="The Distributed Map reads its part list from and writes its results to objects "
-        "of the artifacts bucket (CDK S3JsonItemReader/ResultWriterV2 grants)",
+        rule=rf"AwsSolutions-IAM5\[Resource::{_BUCKET_ARN}/"
+        r"(datasets|runs|models|captures|reports|monitoring|part-results)/[\w.*/-]+\]",
+        construct_path=_ROLE_POLICY,
+        reason="A step's own keys of the artifacts bucket (infra/constructs/artifact_access.py): "
+        "the dataset, version, run or model in a key is known only at run time; writes are "
+        "PutObject, never delete",
     ),
     PatternAcknowledgement(
         rule=r"AwsSolutions-IAM5\[Resource::arn:[\w-]+:states:[^\]]*:execution:.*\]",

@@ -45,6 +45,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import DriftThresholds, Schedules
+from infra.constructs.artifact_access import MONITORING_ACCESS
 from infra.constructs.functions import DriftlineFunction
 from infra.constructs.registry_tables import RegistryTableSet
 from infra.constructs.undelivered import UndeliveredEvents
@@ -449,20 +450,22 @@ class DriftMonitoring(Construct):
             seconds=60,
         )
 
-        # Captures and registered archives in, reports and cached baselines out.
-        artifacts.grant_read_write(monitor)
+        # Each reads and writes only its own keys of the artifacts bucket; none deletes there
+        # (see infra/constructs/artifact_access.py).
+        for name, function in (
+            ("drift_monitor", monitor),
+            ("drift_notifier", notifier),
+            ("feedback", feedback),
+        ):
+            MONITORING_ACCESS[name].grant(artifacts, function)
         tables.models.grant_read_data(monitor)
         tables.endpoints.grant_read_data(monitor)
         tables.runs.grant_read_write_data(monitor)
 
-        artifacts.grant_read(notifier, "reports/*")
         topic.grant_publish(notifier)
 
         datasets.grant_read(feedback, f"{FEEDBACK_PREFIX}*")
         datasets.grant_read(feedback, "models/*")  # model config overrides
-        artifacts.grant_read(feedback, f"{CAPTURE_PREFIX}*")
-        artifacts.grant_read(feedback, "models/*")
-        artifacts.grant_put(feedback, "reports/*")
         tables.models.grant_read_data(feedback)
         tables.endpoints.grant_read_data(feedback)
         topic.grant_publish(feedback)

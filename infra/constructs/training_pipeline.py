@@ -31,6 +31,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from infra.constructs.artifact_access import PIPELINE_ACCESS, STATE_MACHINE_ACCESS
 from infra.constructs.functions import IMAGE_CONTEXT_EXCLUDES, REPO_ROOT, DriftlineFunction
 from infra.constructs.registry_tables import RegistryTableSet
 from infra.constructs.undelivered import UndeliveredEvents
@@ -255,13 +256,25 @@ class TrainingPipeline(Construct):
                     resources=[datasets.arn_for_objects(f"{DATASETS_PREFIX}*")],
                 )
             )
-        for function in (validate, prepare, train, evaluate, gate, register, record):
-            artifacts.grant_read_write(function)
+        # Each step reads and writes only its own keys of the artifacts bucket, and none may
+        # delete anything there (see infra/constructs/artifact_access.py).
+        steps: dict[str, lambda_.IFunction] = {
+            "validate": validate,
+            "list_parts": multipart.list_parts,
+            "validate_part": multipart.validate_part,
+            "merge_parts": multipart.merge_parts,
+            "prepare": prepare,
+            "train": train,
+            "evaluate": evaluate,
+            "gate": gate,
+            "register": register,
+            "record_outcome": record,
+        }
         if collect is not None:
-            artifacts.grant_read_write(collect)
+            steps["collect_training"] = collect
             tables.runs.grant_read_write_data(collect)
-        for function in (multipart.list_parts, multipart.validate_part, multipart.merge_parts):
-            artifacts.grant_read_write(function)
+        for name, function in steps.items():
+            PIPELINE_ACCESS[name].grant(artifacts, function)
         tables.datasets.grant_read_write_data(validate)
         tables.datasets.grant_read_write_data(multipart.merge_parts)
         tables.datasets.grant_read_data(prepare)
@@ -644,7 +657,7 @@ class TrainingPipeline(Construct):
         validate_parts = sfn.DistributedMap(
             self,
             "ValidateParts",
-            item_reader=sfn.S3JsonItemReader(
+            item_reader=_PartsListReader(
                 bucket=multipart.artifacts,
                 key=sfn.JsonPath.string_at("$.validation.parts_key"),
             ),
@@ -658,7 +671,7 @@ class TrainingPipeline(Construct):
             },
             max_concurrency=PART_CONCURRENCY,
             label="ValidateParts",
-            result_writer_v2=sfn.ResultWriterV2(
+            result_writer_v2=_PartResultsWriter(
                 bucket=multipart.artifacts, prefix=PART_RESULTS_PREFIX
             ),
             result_path=sfn.JsonPath.DISCARD,
@@ -712,6 +725,38 @@ class TrainingPipeline(Construct):
             "Resource '*' for a state machine",
         )
         return state_machine
+
+
+class _PartsListReader(sfn.S3JsonItemReader):
+    """The Distributed Map's item list, readable only where ListParts writes part lists.
+
+    CDK's reader grants GetObject on the whole bucket, because the key is a JSONPath."""
+
+    def provide_policy_statements(self) -> list[iam.PolicyStatement]:
+        return [
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[self.bucket.arn_for_objects(key) for key in STATE_MACHINE_ACCESS.reads],
+            )
+        ]
+
+
+class _PartResultsWriter(sfn.ResultWriterV2):
+    """The Distributed Map's result files, written only under their own prefix."""
+
+    def provide_policy_statements(self) -> list[iam.PolicyStatement]:
+        assert self.bucket is not None
+        return [
+            iam.PolicyStatement(
+                actions=[
+                    "s3:PutObject",
+                    "s3:GetObject",
+                    "s3:ListMultipartUploadParts",
+                    "s3:AbortMultipartUpload",
+                ],
+                resources=[self.bucket.arn_for_objects(key) for key in STATE_MACHINE_ACCESS.writes],
+            )
+        ]
 
 
 def _s3_channel(name: str, uri_expression: str) -> dict[str, Any]:
