@@ -452,12 +452,12 @@ class DriftMonitoring(Construct):
 
         # Each reads and writes only its own keys of the artifacts bucket; none deletes there
         # (see infra/constructs/artifact_access.py).
-        for name, function in (
+        for name, grantee in (
             ("drift_monitor", monitor),
             ("drift_notifier", notifier),
             ("feedback", feedback),
         ):
-            MONITORING_ACCESS[name].grant(artifacts, function)
+            MONITORING_ACCESS[name].grant(artifacts, grantee)
         tables.models.grant_read_data(monitor)
         tables.endpoints.grant_read_data(monitor)
         tables.runs.grant_read_write_data(monitor)
