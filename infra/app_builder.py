@@ -6,12 +6,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import CfnResource, DefaultStackSynthesizer, Environment, Stack, Stage, Tags
+from aws_cdk import (
+    Aspects,
+    CfnResource,
+    DefaultStackSynthesizer,
+    Environment,
+    Stack,
+    Stage,
+    Tags,
+)
 
 from infra.config import EnvConfig
 from infra.constructs.drift_monitoring import monitored_models
 from infra.constructs.endpoint import SERVING_ACKNOWLEDGEMENTS
 from infra.nag import PATTERN_ACKNOWLEDGEMENTS, acknowledge_cdk_singletons, enable_nag
+from infra.runbook import RunbookLinks
 from infra.stacks.data_stack import DataStack
 from infra.stacks.monitoring_stack import MonitoringStack
 from infra.stacks.pipeline_stack import PipelineStack
@@ -94,6 +103,7 @@ def build_environment(
         Tags.of(stack).add("driftline:git-sha", config.git_sha)
         acknowledge_cdk_singletons(stack)
         _ensure_deployable(stack)
+        Aspects.of(stack).add(RunbookLinks())
     enable_nag(app, (*PATTERN_ACKNOWLEDGEMENTS, *SERVING_ACKNOWLEDGEMENTS))
     return stacks
 

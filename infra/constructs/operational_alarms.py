@@ -115,8 +115,10 @@ def dashboard_rows(
             f"Model=\"{model}\"', 'Maximum', {int(check.to_seconds())})"
         )
         live_metrics: list[cloudwatch.IMetric] = []
+        live_thresholds: list[cloudwatch.HorizontalAnnotation] = []
         if model_alarms.concept is not None:
             live_metrics.append(model_alarms.concept.metric)
+            live_thresholds.append(model_alarms.concept.to_annotation())
         rows.append(
             [
                 cloudwatch.GraphWidget(
@@ -124,11 +126,19 @@ def dashboard_rows(
                     left=[
                         drift.drift_metric(model, "MaxFeaturePSI"),
                         drift.drift_metric(model, "PredictionPSI"),
-                        drift.drift_metric(model, "DriftedShare"),
                     ],
+                    right=[drift.drift_metric(model, "DriftedShare")],
                     left_annotations=[
                         cloudwatch.HorizontalAnnotation(value=thresholds.psi, label="PSI threshold")
                     ],
+                    right_annotations=[
+                        cloudwatch.HorizontalAnnotation(
+                            value=thresholds.drifted_share,
+                            label="drifted share threshold",
+                            color=cloudwatch.Color.RED,
+                        )
+                    ],
+                    right_y_axis=cloudwatch.YAxisProps(min=0, max=1, label="drifted share"),
                     width=8,
                 ),
                 cloudwatch.GraphWidget(
@@ -154,8 +164,17 @@ def dashboard_rows(
                             statistic="Sum",
                             period=check,
                         ),
+                        # Capture lines the drift monitor could not read (skipped, counted).
+                        cloudwatch.Metric(
+                            namespace=NAMESPACE,
+                            metric_name="CorruptCaptures",
+                            dimensions_map={"Model": model},
+                            statistic="Sum",
+                            period=check,
+                        ),
                     ],
                     right=live_metrics,
+                    right_annotations=live_thresholds,
                     width=8,
                 ),
             ]

@@ -704,6 +704,10 @@ class TrainingPipeline(Construct):
             .when(is_batch, batch)
             .otherwise(guarded(step("Validate", validate, "$.validation")).next(accepted))
         )
+        # Every state's input and output, the dashboard's run-outcome counts read it.
+        self.execution_logs = logs.LogGroup(
+            self, "ExecutionLogs", retention=log_retention, removal_policy=removal_policy
+        )
         state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -711,9 +715,7 @@ class TrainingPipeline(Construct):
             tracing_enabled=True,
             timeout=Duration.hours(2),
             logs=sfn.LogOptions(
-                destination=logs.LogGroup(
-                    self, "ExecutionLogs", retention=log_retention, removal_policy=removal_policy
-                ),
+                destination=self.execution_logs,
                 level=sfn.LogLevel.ALL,
                 include_execution_data=True,
             ),

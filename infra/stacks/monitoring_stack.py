@@ -12,6 +12,7 @@ from constructs import Construct
 from infra.config import EnvConfig
 from infra.constructs.drift_monitoring import DriftMonitoring, MonitoredModel, MonitoringResources
 from infra.constructs.log_retention import log_retention
+from infra.constructs.on_call import on_call_rows
 from infra.constructs.operational_alarms import (
     MonitoredEndpoint,
     OperationalAlarms,
@@ -103,10 +104,16 @@ class MonitoringStack(Stack):
         self.dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",
+            # Named, so it is found by name in the console (and the twin shows no UUID).
+            dashboard_name=f"Driftline-{config.name}",
             widgets=[
                 [
                     cloudwatch.TextWidget(
-                        markdown=f"# Driftline {config.name}\nRuns, drift, endpoints, alarms.",
+                        markdown=(
+                            f"# Driftline {config.name}\nRuns, drift, endpoints, alarms. Every "
+                            "alarm's description names its section of the runbook, "
+                            "`docs/runbook.md`."
+                        ),
                         width=24,
                         height=2,
                     )
@@ -117,6 +124,14 @@ class MonitoringStack(Stack):
                     drift=self.drift,
                     endpoints=endpoints,
                     alarms=alarms,
+                ),
+                *on_call_rows(
+                    self,
+                    env_name=config.name,
+                    pipeline_functions=pipeline.training.functions,
+                    execution_logs=pipeline.training.execution_logs,
+                    artifacts_bucket=data.artifacts_bucket,
+                    models=sorted(self.drift.model_alarms),
                 ),
             ],
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -277,3 +279,116 @@ def test_monitoring_functions_get_only_the_access_they_use(local: SynthesizedEnv
             }
         },
     )
+
+
+# --- the dashboard on-call reads, and the runbook every alarm points at ----------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def dashboard(env: SynthesizedEnv) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    _, props = only(env, "AWS::CloudWatch::Dashboard", "Dashboard")
+    body = "".join(
+        part if isinstance(part, str) else "<ref>" for part in props["DashboardBody"]["Fn::Join"][1]
+    )
+    widgets: list[dict[str, Any]] = json.loads(body)["widgets"]
+    return props, widgets
+
+
+def widget(widgets: list[dict[str, Any]], title: str) -> dict[str, Any]:
+    (found,) = [w for w in widgets if w["properties"].get("title") == title]
+    return found
+
+
+def test_the_dashboard_is_named_for_its_env(each_env: SynthesizedEnv) -> None:
+    props, _ = dashboard(each_env)
+
+    assert props["DashboardName"] == f"Driftline-{each_env.name}"
+
+
+def test_drift_share_and_the_live_metric_have_their_threshold_lines(local: SynthesizedEnv) -> None:
+    thresholds = config_of(local).thresholds
+    _, widgets = dashboard(local)
+
+    drift = widget(widgets, f"Drift: {MODEL}")["properties"]
+    lines = {(a["value"], a.get("yAxis", "left")) for a in drift["annotations"]["horizontal"]}
+    assert (thresholds.psi, "left") in lines
+    assert (thresholds.drifted_share, "right") in lines
+    (share,) = [m for m in drift["metrics"] if "DriftedShare" in m]
+    assert share[-1]["yAxis"] == "right"
+    live = widget(widgets, f"Samples and live metrics: {MODEL}")["properties"]
+    # models/breast_cancer.yaml: roc_auc gated at 0.95, the concept-drift alarm's threshold
+    assert [a["value"] for a in live["annotations"]["horizontal"]] == [0.95]
+    assert any("CorruptCaptures" in json.dumps(metric) for metric in live["metrics"])
+
+
+def test_each_pipeline_step_shows_its_errors_and_longest_duration(local: SynthesizedEnv) -> None:
+    _, widgets = dashboard(local)
+    steps = {
+        "validate", "prepare", "train", "evaluate", "gate", "register", "record_outcome",
+        "start_run", "list_parts", "validate_part", "merge_parts",
+    }  # fmt: skip
+
+    for title, metric_name, statistic in (
+        ("Pipeline step errors", "Errors", "Sum"),
+        ("Pipeline step duration (longest, ms)", "Duration", "Maximum"),
+    ):
+        metrics = widget(widgets, title)["properties"]["metrics"]
+        labels = {metric[-1]["label"] for metric in metrics}
+        assert labels == steps
+        for metric in metrics:
+            assert metric[:2] == ["AWS/Lambda", metric_name]
+            assert metric[-1]["stat"] == statistic
+
+
+def test_run_outcomes_and_function_errors_come_from_logs_insights(local: SynthesizedEnv) -> None:
+    _, widgets = dashboard(local)
+    queries = {w["properties"]["title"]: w["properties"] for w in widgets if w["type"] == "log"}
+
+    outcomes = queries["Run outcomes (DatasetRejected = quarantined upload, GateRejected)"]
+    assert "ExecutionFailed" in outcomes["query"] and "details.error" in outcomes["query"]
+    assert outcomes["view"] == "bar"
+    errors = queries["Pipeline function errors (latest 50)"]
+    assert errors["query"].count("SOURCE") == 11  # one log group per pipeline step function
+    assert "level = 'ERROR'" in errors["query"]
+    props, _ = dashboard(local)
+    assert "ExecutionLogs" in json.dumps(props["DashboardBody"])  # the state machine's log
+
+
+def test_the_dashboard_says_where_the_latest_drift_report_and_the_runbook_are(
+    local: SynthesizedEnv,
+) -> None:
+    _, widgets = dashboard(local)
+    texts = " ".join(w["properties"]["markdown"] for w in widgets if w["type"] == "text")
+
+    assert "docs/runbook.md" in texts
+    assert f"reports/drift/{MODEL}/latest.json" in texts
+    assert f"driftline drift status --model {MODEL} --env local" in texts
+
+
+def runbook_anchors() -> set[str]:
+    """GitHub's heading anchors of docs/runbook.md."""
+    anchors = set()
+    for line in (REPO / "docs" / "runbook.md").read_text().splitlines():
+        if line.startswith("#"):
+            text = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^a-z0-9 _-]", "", text).replace(" ", "-"))
+    return anchors
+
+
+@pytest.mark.parametrize("part", ["Pipeline", "Serving", "Monitoring"])
+def test_every_alarm_names_its_runbook_section_and_the_section_exists(
+    local: SynthesizedEnv, part: str
+) -> None:
+    anchors = runbook_anchors()
+    found = {
+        key: value["Properties"].get("AlarmDescription")
+        for key, value in local.template_json(part)["Resources"].items()
+        if value["Type"] in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
+    }
+    assert found
+    for logical_id, description in found.items():
+        text = json.dumps(description)
+        match = re.search(r"Runbook: docs/runbook\.md#([a-z0-9-]+)", text)
+        assert match, (logical_id, text)
+        assert match.group(1) in anchors, (logical_id, match.group(1))

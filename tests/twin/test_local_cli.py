@@ -71,15 +71,31 @@ def test_status_json_lists_the_deployed_stacks_and_their_outputs(
     )
 
 
-def test_status_when_no_twin_answers_is_a_negative_verdict(
+def test_status_when_no_twin_answers_exits_2_naming_local_up(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"
 
     code = main(["local", "status", "--json", "--endpoint", endpoint, "--state-dir", str(tmp_path)])
 
-    assert code == 1
-    assert json.loads(capsys.readouterr().out)["answering"] is False
+    captured = capsys.readouterr()
+    assert code == 2  # nothing to talk to: unusable, not a negative verdict
+    assert json.loads(captured.out)["answering"] is False
+    assert captured.err == (
+        f"driftline: no twin answers at {endpoint}: run `driftline local up` (it serves until "
+        "Ctrl-C) and try again\n"
+    )
+    code = main(["local", "status", "--endpoint", endpoint, "--state-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    assert "run `driftline local up`" in captured.err
+
+
+def test_local_up_prints_the_export_line_the_readme_shows() -> None:
+    from driftline.commands.local import export_line
+
+    readme = (REPO / "README.md").read_text()
+    assert export_line("http://127.0.0.1:4566") in readme
 
 
 def test_deploy_without_a_running_twin_fails_with_one_line(

@@ -354,3 +354,22 @@ def test_drift_report_loads_neither_boto3_nor_the_twin(tmp_path: Path) -> None:
 
     assert done.stderr.strip() == "[]"
     assert json.loads(done.stdout)["verdict"] == "no_drift"
+
+
+def test_the_readme_command_table_names_every_command_and_subcommand() -> None:
+    readme = (REPO / "README.md").read_text()
+    parser = cli.build_parser(full=True)
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+
+    missing = []
+    for name, command in commands.choices.items():
+        rows = " ".join(
+            line for line in readme.splitlines() if line.startswith(f"| `driftline {name}")
+        )
+        if not rows:
+            missing.append(name)
+            continue
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{name} {sub}" for sub in action.choices if sub not in rows]
+    assert missing == []
