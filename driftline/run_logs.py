@@ -12,7 +12,7 @@ is not, so two runs of one function at the same time stay apart.
 The log group comes from the function's `LoggingConfig` when the Lambda API reports it, else
 from the stack templates (`LoggingConfig.LogGroup` → the log group's physical id), else
 Lambda's default `/aws/lambda/<function>`. The local twin writes every invocation's output to
-that log group with the same framing (`driftline/twin/adapters.py`, `LambdaRunner`).
+that log group with the same framing (`driftline/twin/adapters/lambdas.py`, `LambdaRunner`).
 """
 
 from __future__ import annotations
