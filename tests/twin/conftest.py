@@ -2,9 +2,9 @@
 
 The `local` env is synthesized once per session; each test module gets its own running twin
 (module scope) with that assembly deployed. moto's backends and its CloudFormation patches
-are process-global, so a twin must not outlive its module: test_adapters.py runs a moto
-server of its own in this process, and other packages' `mock_aws` resets every backend.
-The AWS_* variables pointing boto3 at the twin are set only while it runs.
+are process-global, so a twin must not outlive its module: the adapter tests run a bare moto
+server (`moto_server`, no stacks deployed) in this process, and other packages' `mock_aws`
+resets every backend. The AWS_* variables pointing boto3 at the twin are set only while it runs.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest
 from driftline.twin.deployer import DeployResult, deploy, twin_client, twin_session
 from driftline.twin.server import FAKE_CREDENTIALS, Twin, free_port
 from driftline.twin.synth import synthesize
+from tests.twin.moto_server import MotoServer, running_moto_server
 
 DEPLOY_TIMEOUT_SECONDS = 120.0
 
@@ -71,6 +72,13 @@ def twin(local_assembly: Path) -> Iterator[RunningTwin]:
             yield RunningTwin(running.endpoint, state_dir, running.cdk_out, result)
         finally:
             running.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """A bare moto server with the adapters for the module (see tests/twin/moto_server.py)."""
+    with running_moto_server(tmp_path_factory.mktemp("lambda")) as server:
+        yield server
 
 
 @pytest.fixture

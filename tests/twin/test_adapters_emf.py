@@ -1,6 +1,6 @@
 """The monitoring loop's adapters: EMF metrics reach alarms; schedule rules match no events.
 
-One moto server for the module with the twin's adapters (like test_adapters.py): a zip Lambda
+On the bare `moto_server` of tests/twin/conftest.py (one per module): a zip Lambda
 prints Powertools EMF lines, and the alarm created from a template on that metric moves; an
 S3 upload reaches the rule whose pattern matches it and not the rule that only has a schedule.
 """
@@ -9,30 +9,21 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import time
 import uuid
-import zipfile
-from collections.abc import Iterator
 from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
-from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
-from driftline.twin.adapters import emf_metric_data, install_adapters, shutdown_adapters
+from driftline.twin.adapters import emf_metric_data
+from tests.twin.moto_server import MotoServer
 
 pytestmark = [pytest.mark.twin]
-
-REGION = "us-east-1"
 
 EMF_HANDLER = """
 from aws_lambda_powertools.metrics import MetricUnit
@@ -143,64 +134,13 @@ def test_lines_cloudwatch_would_not_turn_into_metrics_give_none(line: str, why: 
 # -- on a moto server with the adapters ---------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _zipped(code: str) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("index.py", code)
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    images: dict[str, Path] = {}
-    with pytest.MonkeyPatch.context() as environment:
-        environment.setenv("MOTO_PORT", str(port))
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            environment.setenv(name, "testing")
-        environment.setenv("AWS_DEFAULT_REGION", REGION)
-        install_adapters(
-            port=port, image_folders=images.get, work_dir=tmp_path_factory.mktemp("emf")
-        )
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            shutdown_adapters()
-            server.stop()
-
-
-def aws(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-    )
-
-
-def test_emf_printed_by_a_lambda_is_a_metric_that_moves_its_alarm(endpoint: str) -> None:
+def test_emf_printed_by_a_lambda_is_a_metric_that_moves_its_alarm(
+    moto_server: MotoServer,
+) -> None:
     namespace = f"Driftline/{uuid.uuid4().hex[:6]}"
     name = f"emf-{uuid.uuid4().hex[:8]}"
-    role = aws(endpoint, "iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")
-    aws(endpoint, "lambda").create_function(
-        FunctionName=name,
-        Runtime="python3.11",
-        Role=role["Role"]["Arn"],
-        Handler="index.handler",
-        Code={"ZipFile": _zipped(EMF_HANDLER)},
-        Timeout=30,
-    )
-    cloudformation = aws(endpoint, "cloudformation")
+    moto_server.zip_function(EMF_HANDLER, name=name, Timeout=30)
+    cloudformation = moto_server.client("cloudformation")
     template = {
         "Resources": {
             "FeaturePsi": {
@@ -225,19 +165,19 @@ def test_emf_printed_by_a_lambda_is_a_metric_that_moves_its_alarm(endpoint: str)
     cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps(template))
     (output,) = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
     alarm_name = output["OutputValue"]
-    cloudwatch = aws(endpoint, "cloudwatch")
+    cloudwatch = moto_server.client("cloudwatch")
 
     def state() -> str:
         (alarm,) = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
         return str(alarm["StateValue"])
 
     calm = {"namespace": namespace, "model": "churn", "psi": 0.05}
-    response = aws(endpoint, "lambda").invoke(FunctionName=name, Payload=json.dumps(calm))
+    response = moto_server.client("lambda").invoke(FunctionName=name, Payload=json.dumps(calm))
     assert "FunctionError" not in response
     assert state() == "OK"
 
     drifted = {**calm, "psi": 0.45}
-    aws(endpoint, "lambda").invoke(FunctionName=name, Payload=json.dumps(drifted))
+    moto_server.client("lambda").invoke(FunctionName=name, Payload=json.dumps(drifted))
     assert state() == "ALARM"
 
     now = datetime.now(UTC)
@@ -255,9 +195,9 @@ def test_emf_printed_by_a_lambda_is_a_metric_that_moves_its_alarm(endpoint: str)
     assert [m["Dimensions"] for m in samples] == [[{"Name": "Model", "Value": "churn"}]]
 
 
-def test_emf_sent_through_put_log_events_is_extracted_too(endpoint: str) -> None:
+def test_emf_sent_through_put_log_events_is_extracted_too(moto_server: MotoServer) -> None:
     namespace = f"Driftline/{uuid.uuid4().hex[:6]}"
-    logs = aws(endpoint, "logs")
+    logs = moto_server.client("logs")
     group = f"/app/{uuid.uuid4().hex[:8]}"
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="s")
@@ -268,7 +208,7 @@ def test_emf_sent_through_put_log_events_is_extracted_too(endpoint: str) -> None
         logEvents=[{"timestamp": int(time.time() * 1000), "message": line}],
     )
 
-    metrics = aws(endpoint, "cloudwatch").list_metrics(Namespace=namespace)["Metrics"]
+    metrics = moto_server.client("cloudwatch").list_metrics(Namespace=namespace)["Metrics"]
 
     assert [(m["MetricName"], m["Dimensions"]) for m in metrics] == [
         ("DriftedShare", [{"Name": "Model", "Value": "churn"}])
@@ -285,24 +225,19 @@ def handler(event, context):
 """
 
 
-def test_a_rule_with_only_a_schedule_is_not_sent_the_bus_events(endpoint: str) -> None:
+def test_a_rule_with_only_a_schedule_is_not_sent_the_bus_events(moto_server: MotoServer) -> None:
     suffix = uuid.uuid4().hex[:8]
-    s3, events = aws(endpoint, "s3"), aws(endpoint, "events")
+    s3, events = moto_server.client("s3"), moto_server.client("events")
     watched, record = f"watched-{suffix}", f"record-{suffix}"
     for bucket in (watched, record):
         s3.create_bucket(Bucket=bucket)
     s3.put_bucket_notification_configuration(
         Bucket=watched, NotificationConfiguration={"EventBridgeConfiguration": {}}
     )
-    role = aws(endpoint, "iam").create_role(RoleName=f"r-{suffix}", AssumeRolePolicyDocument="{}")
-    function = aws(endpoint, "lambda").create_function(
-        FunctionName=f"record-{suffix}",
-        Runtime="python3.11",
-        Role=role["Role"]["Arn"],
-        Handler="index.handler",
-        Code={"ZipFile": _zipped(RECORDING_HANDLER)},
-        Timeout=30,
-    )["FunctionArn"]
+    name = moto_server.zip_function(RECORDING_HANDLER, name=f"record-{suffix}", Timeout=30)
+    function = moto_server.client("lambda").get_function(FunctionName=name)["Configuration"][
+        "FunctionArn"
+    ]
     events.put_rule(Name=f"every-5-min-{suffix}", ScheduleExpression="rate(5 minutes)")
     events.put_rule(
         Name=f"uploads-{suffix}",

@@ -1,38 +1,23 @@
 """The twin's fault hook: injected failures look like Lambda's and stop before the handler.
 
-One moto server with the twin's adapters for the module (like test_adapters.py); small zip
+On the bare `moto_server` of tests/twin/conftest.py (one per module); small zip
 functions count their own invocations, so a test can tell a fault from a handler that ran.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import socket
 import time
 import uuid
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
-from driftline.twin.adapters import (
-    clear_faults,
-    inject_faults,
-    install_adapters,
-    pending_faults,
-    shutdown_adapters,
-)
+from driftline.twin.adapters import clear_faults, inject_faults, pending_faults
+from tests.twin.moto_server import MotoServer
 
 pytestmark = [pytest.mark.twin]
-
-REGION = "us-east-1"
 
 COUNTING_HANDLER = """
 CALLS = 0
@@ -44,76 +29,24 @@ def handler(event, context):
 """
 
 
-@dataclass
-class Moto:
-    port: int
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=f"http://127.0.0.1:{self.port}",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-        )
-
-    def role(self) -> str:
-        created = self.client("iam").create_role(
-            RoleName=f"role-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument="{}"
-        )
-        return str(created["Role"]["Arn"])
-
-    def function(self, module: str) -> str:
-        """A counting function tagged like Driftline's (`DRIFTLINE_FUNCTION=<module>`)."""
-        name = f"Pipeline-{module.title()}-{uuid.uuid4().hex[:8]}"
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as archive:
-            archive.writestr("index.py", COUNTING_HANDLER)
-        self.client("lambda").create_function(
-            FunctionName=name,
-            Runtime="python3.11",
-            Role=self.role(),
-            Handler="index.handler",
-            Code={"ZipFile": buffer.getvalue()},
-            Environment={"Variables": {"DRIFTLINE_FUNCTION": module}},
-            Timeout=10,
-        )
-        return name
-
-    def invoke(self, name: str, event: dict[str, Any] | None = None) -> tuple[str | None, Any]:
-        """(the FunctionError header or None, the decoded payload)."""
-        response = self.client("lambda").invoke(
-            FunctionName=name, Payload=json.dumps(event or {}).encode()
-        )
-        return response.get("FunctionError"), json.loads(response["Payload"].read())
+def counting_function(server: MotoServer, module: str) -> str:
+    """A counting function tagged like Driftline's (`DRIFTLINE_FUNCTION=<module>`)."""
+    return server.zip_function(
+        COUNTING_HANDLER,
+        name=f"Pipeline-{module.title()}-{uuid.uuid4().hex[:8]}",
+        Environment={"Variables": {"DRIFTLINE_FUNCTION": module}},
+        Timeout=10,
+    )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
-    port = _free_port()
-    images: dict[str, Path] = {}
-    with pytest.MonkeyPatch.context() as environment:
-        environment.setenv("MOTO_PORT", str(port))
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            environment.setenv(name, "testing")
-        environment.setenv("AWS_DEFAULT_REGION", REGION)
-        install_adapters(
-            port=port, image_folders=images.get, work_dir=tmp_path_factory.mktemp("faults")
-        )
-        moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        moto_server.start()
-        try:
-            yield Moto(port)
-        finally:
-            shutdown_adapters()
-            moto_server.stop()
+def invoke(
+    server: MotoServer, name: str, event: dict[str, Any] | None = None
+) -> tuple[str | None, Any]:
+    """(the FunctionError header or None, the decoded payload)."""
+    response = server.client("lambda").invoke(
+        FunctionName=name, Payload=json.dumps(event or {}).encode()
+    )
+    return response.get("FunctionError"), json.loads(response["Payload"].read())
 
 
 @pytest.fixture(autouse=True)
@@ -124,13 +57,13 @@ def no_leftover_faults() -> Iterator[None]:
 
 
 def test_the_next_count_invocations_fail_like_lambda_before_the_handler_runs(
-    server: Moto,
+    moto_server: MotoServer,
 ) -> None:
-    train = server.function("train")
+    train = counting_function(moto_server, "train")
     inject_faults("train", count=2)
 
-    failures = [server.invoke(train), server.invoke(train)]
-    error, payload = server.invoke(train, {"n": 3})
+    failures = [invoke(moto_server, train), invoke(moto_server, train)]
+    error, payload = invoke(moto_server, train, {"n": 3})
 
     for function_error, failure in failures:
         assert function_error == "Unhandled"
@@ -142,34 +75,39 @@ def test_the_next_count_invocations_fail_like_lambda_before_the_handler_runs(
     assert pending_faults() == 0
 
 
-def test_faults_hit_only_matching_functions_by_module_name_or_glob(server: Moto) -> None:
-    train, evaluate = server.function("train"), server.function("evaluate")
+def test_faults_hit_only_matching_functions_by_module_name_or_glob(moto_server: MotoServer) -> None:
+    train, evaluate = (
+        counting_function(moto_server, "train"),
+        counting_function(moto_server, "evaluate"),
+    )
     inject_faults("Pipeline-Evaluate-*", error_type="Lambda.ServiceException", message="boom")
 
-    untouched = server.invoke(train)
-    error, payload = server.invoke(evaluate)
+    untouched = invoke(moto_server, train)
+    error, payload = invoke(moto_server, evaluate)
 
     assert untouched[0] is None and untouched[1]["calls"] == 1
     assert error == "Unhandled"
     assert payload["errorType"] == "Lambda.ServiceException" and payload["errorMessage"] == "boom"
-    assert server.invoke(evaluate)[1]["calls"] == 1
+    assert invoke(moto_server, evaluate)[1]["calls"] == 1
     inject_faults("evaluat", count=1)  # neither the module name nor a glob of the name
-    assert server.invoke(evaluate)[1]["calls"] == 2
+    assert invoke(moto_server, evaluate)[1]["calls"] == 2
     assert pending_faults() == 1
 
 
-def test_cleared_faults_no_longer_fire(server: Moto) -> None:
-    gate = server.function("gate")
+def test_cleared_faults_no_longer_fire(moto_server: MotoServer) -> None:
+    gate = counting_function(moto_server, "gate")
     inject_faults("gate", count=5)
 
     clear_faults()
 
     assert pending_faults() == 0
-    assert server.invoke(gate) == (None, {"calls": 1, "echo": {}})
+    assert invoke(moto_server, gate) == (None, {"calls": 1, "echo": {}})
 
 
-def test_a_state_machine_retries_an_injected_transient_error_and_succeeds(server: Moto) -> None:
-    train = server.function("train")
+def test_a_state_machine_retries_an_injected_transient_error_and_succeeds(
+    moto_server: MotoServer,
+) -> None:
+    train = counting_function(moto_server, "train")
     definition = {
         "StartAt": "Train",
         "States": {
@@ -185,9 +123,11 @@ def test_a_state_machine_retries_an_injected_transient_error_and_succeeds(server
             }
         },
     }
-    sfn = server.client("stepfunctions")
+    sfn = moto_server.client("stepfunctions")
     machine = sfn.create_state_machine(
-        name=f"sm-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=server.role()
+        name=f"sm-{uuid.uuid4().hex[:8]}",
+        definition=json.dumps(definition),
+        roleArn=moto_server.role(),
     )["stateMachineArn"]
     inject_faults("train")
 

@@ -1,6 +1,6 @@
 """Function URLs on the twin: a SigV4-signed HTTP request reaches the function behind the URL.
 
-The bare moto server of test_adapters.py (imported, one per module): a CloudFormation stack
+On the bare `moto_server` of tests/twin/conftest.py (one per module): a CloudFormation stack
 with a function, a version, a `live` alias and an AWS_IAM URL on the alias (as an endpoint has),
 plus a second function behind an AuthType NONE URL. Requests go over plain urllib.
 """
@@ -23,11 +23,9 @@ from botocore.credentials import Credentials
 
 from driftline.aws import post_to_function_url
 from driftline.twin.adapters import FUNCTION_URL_PREFIX, function_url_response
-from tests.twin.test_adapters import REGION, Moto, twin
+from tests.twin.moto_server import REGION, MotoServer
 
 pytestmark = [pytest.mark.twin]
-
-__all__ = ["twin"]  # the module's moto server, a fixture of test_adapters.py
 
 HANDLER = """
 import base64, json, os
@@ -102,8 +100,8 @@ def served(reply: Reply) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def urls(twin: Moto) -> dict[str, str]:
-    role = twin.role()
+def urls(moto_server: MotoServer) -> dict[str, str]:
+    role = moto_server.role()
     function = {
         "Type": "AWS::Lambda::Function",
         "Properties": {
@@ -145,14 +143,16 @@ def urls(twin: Moto) -> dict[str, str]:
             "Alias": {"Value": {"Ref": "Live"}},
         },
     }
-    return twin.deploy(template)
+    return moto_server.deploy(template)
 
 
-def test_the_stack_reports_a_url_on_the_twins_own_address(twin: Moto, urls: dict[str, str]) -> None:
-    prefix = f"http://127.0.0.1:{twin.port}{FUNCTION_URL_PREFIX}"
+def test_the_stack_reports_a_url_on_the_twins_own_address(
+    moto_server: MotoServer, urls: dict[str, str]
+) -> None:
+    prefix = f"http://127.0.0.1:{moto_server.port}{FUNCTION_URL_PREFIX}"
     assert urls["Url"].startswith(prefix) and urls["Url"].endswith("/")
     assert urls["OpenUrl"].startswith(prefix) and urls["OpenUrl"] != urls["Url"]
-    config = twin.client("lambda").get_function_url_config(FunctionName=urls["Function"])
+    config = moto_server.client("lambda").get_function_url_config(FunctionName=urls["Function"])
     assert config["FunctionUrl"] == urls["Url"] and config["AuthType"] == "AWS_IAM"
 
 
@@ -167,7 +167,9 @@ def test_a_signed_post_gets_the_functions_status_headers_and_body(urls: dict[str
     assert reply.headers["x-amzn-requestid"] == document["request_id"]
 
 
-def test_the_event_is_a_payload_format_2_event(twin: Moto, urls: dict[str, str]) -> None:
+def test_the_event_is_a_payload_format_2_event(
+    moto_server: MotoServer, urls: dict[str, str]
+) -> None:
     before_ms = int(time.time() * 1000)
     reply = send(
         f"{urls['Url']}models/iris?verbose=1&tag=a&tag=b",
@@ -291,9 +293,9 @@ def test_the_cli_helper_posts_signed_json(
     assert json.loads(event["body"]) == {"rows": [{"x": 1}]}
 
 
-def test_a_deleted_url_is_not_found(twin: Moto) -> None:
-    lambda_client = twin.client("lambda")
-    name = twin.zip_function("def handler(event, context):\n    return 1\n")
+def test_a_deleted_url_is_not_found(moto_server: MotoServer) -> None:
+    lambda_client = moto_server.client("lambda")
+    name = moto_server.zip_function("def handler(event, context):\n    return 1\n")
     url = lambda_client.create_function_url_config(FunctionName=name, AuthType="NONE")[
         "FunctionUrl"
     ]

@@ -1,9 +1,9 @@
 """Metrics Insights alarms on the twin: one alarm, one contributor per model.
 
-Reuses test_adapters.py's module-scoped moto server with the adapters (imported fixture: this
-module gets its own server). An alarm on `SELECT ... GROUP BY Model` judges each model's series
-on its own; every contributor transition reaches EventBridge (read back through a rule to an
-SQS queue) and the SNS actions, even while the alarm itself stays in ALARM.
+On the bare `moto_server` of tests/twin/conftest.py (one per module). An alarm on
+`SELECT ... GROUP BY Model` judges each model's series on its own; every contributor transition
+reaches EventBridge (read back through a rule to an SQS queue) and the SNS actions, even while
+the alarm itself stays in ALARM.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from driftline.twin.adapters import evaluate_alarms
-from tests.twin.test_adapters import REGION, Moto, eventually, twin
+from tests.twin.moto_server import REGION, MotoServer, eventually
 
 pytestmark = [pytest.mark.twin]
-
-__all__ = ["twin"]  # the module's moto server, a fixture of test_adapters.py
 
 CONTRIBUTOR_CHANGE = "CloudWatch Alarm Contributor State Change"
 ALARM_CHANGE = "CloudWatch Alarm State Change"
@@ -42,7 +40,7 @@ def _drift(model: str, value: float, **dimensions: str) -> dict[str, Any]:
     }
 
 
-def _insights_alarm(twin: Moto, expression: str, **overrides: Any) -> str:
+def _insights_alarm(moto_server: MotoServer, expression: str, **overrides: Any) -> str:
     name = f"mi-{uuid.uuid4().hex[:8]}"
     settings: dict[str, Any] = {
         "ComparisonOperator": "GreaterThanThreshold",
@@ -52,7 +50,7 @@ def _insights_alarm(twin: Moto, expression: str, **overrides: Any) -> str:
         "TreatMissingData": "notBreaching",
         **overrides,
     }
-    twin.client("cloudwatch").put_metric_alarm(
+    moto_server.client("cloudwatch").put_metric_alarm(
         AlarmName=name,
         Metrics=[{"Id": "q", "Expression": expression, "Period": 300, "ReturnData": True}],
         **settings,
@@ -60,17 +58,17 @@ def _insights_alarm(twin: Moto, expression: str, **overrides: Any) -> str:
     return name
 
 
-def _in_alarm(twin: Moto, name: str) -> list[dict[str, str]]:
+def _in_alarm(moto_server: MotoServer, name: str) -> list[dict[str, str]]:
     """Attributes of the alarm's contributors in ALARM (DescribeAlarmContributors)."""
-    found = twin.client("cloudwatch").describe_alarm_contributors(AlarmName=name)
+    found = moto_server.client("cloudwatch").describe_alarm_contributors(AlarmName=name)
     return sorted(
         (c["ContributorAttributes"] for c in found["AlarmContributors"]),
         key=lambda attributes: sorted(attributes.items()),
     )
 
 
-def _state(twin: Moto, name: str) -> str:
-    found = twin.client("cloudwatch").describe_alarms(
+def _state(moto_server: MotoServer, name: str) -> str:
+    found = moto_server.client("cloudwatch").describe_alarms(
         AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"]
     )
     (alarm,) = found["MetricAlarms"] + found["CompositeAlarms"]
@@ -80,8 +78,8 @@ def _state(twin: Moto, name: str) -> str:
 class Inbox:
     """Everything an SQS queue has received so far, decoded."""
 
-    def __init__(self, twin: Moto, url: str) -> None:
-        self.sqs, self.url = twin.client("sqs"), url
+    def __init__(self, moto_server: MotoServer, url: str) -> None:
+        self.sqs, self.url = moto_server.client("sqs"), url
         self.received: list[dict[str, Any]] = []
 
     def drain(self) -> list[dict[str, Any]]:
@@ -98,10 +96,12 @@ class Inbox:
         return self.received
 
 
-def test_each_model_is_a_contributor_with_its_own_events_and_actions(twin: Moto) -> None:
+def test_each_model_is_a_contributor_with_its_own_events_and_actions(
+    moto_server: MotoServer,
+) -> None:
     namespace = _namespace()
     query = f'SELECT MAX(DriftScore) FROM SCHEMA("{namespace}", Model) GROUP BY Model'
-    outputs = twin.deploy(
+    outputs = moto_server.deploy(
         {
             "Resources": {
                 "Alerts": {"Type": "AWS::SNS::Topic"},
@@ -164,9 +164,9 @@ def test_each_model_is_a_contributor_with_its_own_events_and_actions(twin: Moto)
             },
         }
     )
-    cloudwatch = twin.client("cloudwatch")
+    cloudwatch = moto_server.client("cloudwatch")
     name = outputs["Drift"]
-    events, mail = Inbox(twin, outputs["Events"]), Inbox(twin, outputs["Mail"])
+    events, mail = Inbox(moto_server, outputs["Events"]), Inbox(moto_server, outputs["Mail"])
     (described,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
     assert described["Metrics"][0]["Expression"] == query
     assert described["StateValue"] == "OK"  # no series yet, and missing data is not breaching
@@ -175,9 +175,9 @@ def test_each_model_is_a_contributor_with_its_own_events_and_actions(twin: Moto)
         Namespace=namespace, MetricData=[_drift("digits", 3.0), _drift("iris", 0.2)]
     )
 
-    assert _state(twin, name) == "ALARM"
-    assert _in_alarm(twin, name) == [{"Model": "digits"}]
-    assert _state(twin, outputs["Retrain"]) == "ALARM"
+    assert _state(moto_server, name) == "ALARM"
+    assert _in_alarm(moto_server, name) == [{"Model": "digits"}]
+    assert _state(moto_server, outputs["Retrain"]) == "ALARM"
     received = eventually(lambda: len(events.drain()) >= 2 and events.received)
     first, alarm_event = received
     assert first["detail-type"] == CONTRIBUTOR_CHANGE
@@ -211,7 +211,7 @@ def test_each_model_is_a_contributor_with_its_own_events_and_actions(twin: Moto)
     # The second model breaches while the alarm is already in ALARM: its own event and message.
     cloudwatch.put_metric_data(Namespace=namespace, MetricData=[_drift("iris", 4.0)])
 
-    assert _in_alarm(twin, name) == [{"Model": "digits"}, {"Model": "iris"}]
+    assert _in_alarm(moto_server, name) == [{"Model": "digits"}, {"Model": "iris"}]
     later = eventually(lambda: len(events.drain()) >= 3 and events.received[2:])
     assert [e["detail-type"] for e in later] == [CONTRIBUTOR_CHANGE]  # no alarm-level change
     assert later[0]["detail"]["alarmContributor"]["attributes"] == {"Model": "iris"}
@@ -240,9 +240,9 @@ def test_each_model_is_a_contributor_with_its_own_events_and_actions(twin: Moto)
     backend = cloudwatch_backends[DEFAULT_ACCOUNT_ID][REGION]
     evaluate_alarms(backend, {namespace}, now=datetime.now(UTC) + timedelta(minutes=15))
 
-    assert _state(twin, name) == "OK"
-    assert _in_alarm(twin, name) == []
-    assert _state(twin, outputs["Retrain"]) == "OK"
+    assert _state(moto_server, name) == "OK"
+    assert _in_alarm(moto_server, name) == []
+    assert _state(moto_server, outputs["Retrain"]) == "OK"
     recovered = eventually(lambda: len(events.drain()) >= 6 and events.received[3:])
     assert [(e["detail-type"], e["detail"]["state"]["value"]) for e in recovered] == [
         (CONTRIBUTOR_CHANGE, "OK"),
@@ -253,16 +253,16 @@ def test_each_model_is_a_contributor_with_its_own_events_and_actions(twin: Moto)
     assert "previousState" not in recovered[0]["detail"]  # as CloudWatch's documented event
 
 
-def test_schema_keeps_only_metrics_with_exactly_its_dimensions(twin: Moto) -> None:
+def test_schema_keeps_only_metrics_with_exactly_its_dimensions(moto_server: MotoServer) -> None:
     namespace = _namespace()
     schema = _insights_alarm(
-        twin, f'SELECT MAX(DriftScore) FROM SCHEMA("{namespace}", Model) GROUP BY Model'
+        moto_server, f'SELECT MAX(DriftScore) FROM SCHEMA("{namespace}", Model) GROUP BY Model'
     )
     everything = _insights_alarm(
-        twin, f'SELECT MAX("DriftScore") FROM "{namespace}" GROUP BY "Model"'
+        moto_server, f'SELECT MAX("DriftScore") FROM "{namespace}" GROUP BY "Model"'
     )
 
-    twin.client("cloudwatch").put_metric_data(
+    moto_server.client("cloudwatch").put_metric_data(
         Namespace=namespace,
         MetricData=[
             _drift("digits", 9.0, Version="2"),  # one dimension too many for the SCHEMA
@@ -272,28 +272,28 @@ def test_schema_keeps_only_metrics_with_exactly_its_dimensions(twin: Moto) -> No
         ],
     )
 
-    assert _in_alarm(twin, schema) == [{"Model": "wine"}]
-    assert _in_alarm(twin, everything) == [
+    assert _in_alarm(moto_server, schema) == [{"Model": "wine"}]
+    assert _in_alarm(moto_server, everything) == [
         {"Model": "Other"},
         {"Model": "digits"},
         {"Model": "wine"},
     ]
 
 
-def test_where_filters_and_order_by_limit_picks_the_top_series(twin: Moto) -> None:
+def test_where_filters_and_order_by_limit_picks_the_top_series(moto_server: MotoServer) -> None:
     namespace = _namespace()
     where = _insights_alarm(
-        twin,
+        moto_server,
         f'select max(DriftScore) from schema("{namespace}", Model, Stage) '
         "where Stage = 'live' and Model != 'iris' group by Model",
     )
     top = _insights_alarm(
-        twin,
+        moto_server,
         f'SELECT MAX(DriftScore) FROM SCHEMA("{namespace}", Model, Stage) '
         "GROUP BY Model ORDER BY MAX() DESC LIMIT 1",
     )
 
-    twin.client("cloudwatch").put_metric_data(
+    moto_server.client("cloudwatch").put_metric_data(
         Namespace=namespace,
         MetricData=[
             _drift("digits", 0.5, Stage="live"),
@@ -303,29 +303,31 @@ def test_where_filters_and_order_by_limit_picks_the_top_series(twin: Moto) -> No
         ],
     )
 
-    assert _in_alarm(twin, where) == [{"Model": "wine"}]
-    assert _in_alarm(twin, top) == [{"Model": "iris"}]
-    (described,) = twin.client("cloudwatch").describe_alarms(AlarmNames=[where])["MetricAlarms"]
+    assert _in_alarm(moto_server, where) == [{"Model": "wine"}]
+    assert _in_alarm(moto_server, top) == [{"Model": "iris"}]
+    (described,) = moto_server.client("cloudwatch").describe_alarms(AlarmNames=[where])[
+        "MetricAlarms"
+    ]
     assert described["StateReason"] == "1 out of 2 time series evaluated to ALARM"
 
 
-def test_query_without_group_by_is_one_series_with_normal_states(twin: Moto) -> None:
+def test_query_without_group_by_is_one_series_with_normal_states(moto_server: MotoServer) -> None:
     namespace = _namespace()
     name = _insights_alarm(
-        twin,
+        moto_server,
         f'SELECT AVG(DriftScore) FROM "{namespace}"',
         EvaluationPeriods=1,
         TreatMissingData="missing",
     )
-    assert _state(twin, name) == "INSUFFICIENT_DATA"
+    assert _state(moto_server, name) == "INSUFFICIENT_DATA"
 
-    twin.client("cloudwatch").put_metric_data(
+    moto_server.client("cloudwatch").put_metric_data(
         Namespace=namespace, MetricData=[_drift("digits", 0.5), _drift("iris", 2.5)]
     )
 
-    assert _state(twin, name) == "ALARM"  # the average over both models is 1.5
-    assert _in_alarm(twin, name) == []
-    history = twin.client("cloudwatch").describe_alarm_history(
+    assert _state(moto_server, name) == "ALARM"  # the average over both models is 1.5
+    assert _in_alarm(moto_server, name) == []
+    history = moto_server.client("cloudwatch").describe_alarm_history(
         AlarmName=name, HistoryItemType="AlarmContributorStateUpdate"
     )
     assert history["AlarmHistoryItems"] == []
@@ -342,9 +344,9 @@ def test_query_without_group_by_is_one_series_with_normal_states(twin: Moto) -> 
     ],
 )
 def test_query_outside_the_subset_is_rejected_in_one_line(
-    twin: Moto, expression: str, problem: str
+    moto_server: MotoServer, expression: str, problem: str
 ) -> None:
-    cloudwatch = twin.client("cloudwatch")
+    cloudwatch = moto_server.client("cloudwatch")
     name = f"mi-{uuid.uuid4().hex[:8]}"
 
     with pytest.raises(cloudwatch.exceptions.ClientError) as raised:
@@ -363,8 +365,8 @@ def test_query_outside_the_subset_is_rejected_in_one_line(
     assert cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []
 
 
-def test_metric_math_that_is_not_a_select_keeps_its_rejection(twin: Moto) -> None:
-    cloudwatch = twin.client("cloudwatch")
+def test_metric_math_that_is_not_a_select_keeps_its_rejection(moto_server: MotoServer) -> None:
+    cloudwatch = moto_server.client("cloudwatch")
     stat = {
         "Metric": {"Namespace": "Driftline", "MetricName": "DriftScore"},
         "Period": 300,
