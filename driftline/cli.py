@@ -122,6 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return (hint or error).exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `driftline ... | head`: the reader left; say nothing more (Python's own advice).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as error:
         from botocore.exceptions import BotoCoreError, ClientError
 

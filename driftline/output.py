@@ -16,10 +16,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-# The widest a cell gets before it is cut with "…" (a path, an ARN, a reason).
+# The widest a prose cell (a reason, a list, JSON: text with spaces) gets before it is cut
+# with "…". Identifiers (names, ARNs, s3:// keys, URLs: no spaces) are never cut for length, so
+# they can be copied; a terminal narrower than the table still squeezes every column.
 MAX_CELL = 72
-# Width of piped (non-terminal) output; a terminal's own width is used otherwise.
-PIPE_WIDTH = 220
+# Width of piped (non-terminal) output: wide enough that nothing is squeezed.
+PIPE_WIDTH = 4096
 
 
 def print_json(document: Any) -> None:
@@ -51,7 +53,8 @@ def print_table(
     title: str | None = None,
     max_cell: int = MAX_CELL,
 ) -> None:
-    """Columns sized to their content, cut with "…" past `max_cell`; an empty result says so."""
+    """Columns sized to their content, prose cut with "…" past `max_cell`; an empty result
+    says so."""
     if not rows:
         print("(none)")
         return
@@ -71,12 +74,13 @@ def print_table(
     )
     for index, header in enumerate(headers):
         numeric = all(_is_number(row.get(header)) or row.get(header) is None for row in rows)
+        prose = any(" " in line[index] for line in cells)
         table.add_column(
             header.upper(),
             justify="right" if numeric and any(line[index] != "-" for line in cells) else "left",
             overflow="ellipsis",
             no_wrap=True,
-            max_width=max_cell,
+            max_width=max_cell if prose else None,
         )
     for line in cells:
         table.add_row(*(Text(value) for value in line))
@@ -116,6 +120,8 @@ def shorten_list(values: Sequence[Any], *, noun: str, shown: int = 3) -> str:
     """`30 features (mean_radius, mean_texture, …)`: a long list as its size and its head."""
     if not values:
         return f"0 {noun}"
+    if not all(isinstance(value, (str, int, float)) for value in values[:shown]):
+        return f"{len(values)} {noun}"  # structures: `runs show --json` has them whole
     head = ", ".join(str(value) for value in values[:shown])
     more = ", …" if len(values) > shown else ""
     return f"{len(values)} {noun} ({head}{more})"

@@ -283,12 +283,14 @@ def _metric_chart(dataset: str, runs: Sequence[Mapping[str, Any]]) -> str:
             f'<text x="{left - 4}" y="{y + 3:.1f}" font-size="10" text-anchor="end">'
             f"{value:.3f}</text>"
         )
+    # Runs minutes apart (a demo, a twin) need seconds on the axis; weeks apart, only the day.
+    stamp = "%m-%d %H:%M:%S" if t1 - t0 < 2 * 86400 else "%Y-%m-%d %H:%M"
     for index in range(4):
         moment = datetime.fromtimestamp(t0 + (t1 - t0) * index / 3, tz=UTC)
         x = x_of(moment.timestamp())
         parts.append(
             f'<text x="{x:.1f}" y="{base + 15}" font-size="10" text-anchor="middle">'
-            f"{moment:%Y-%m-%d %H:%M}</text>"
+            f"{moment.strftime(stamp)}</text>"
         )
     line = " ".join(f"{x_of(t):.1f},{y_of(v):.1f}" for t, v in zip(times, values, strict=True))
     parts.append(f'<polyline points="{line}" fill="none" stroke="#4c78a8" stroke-width="1.5"/>')

@@ -321,6 +321,7 @@ def test_a_long_list_is_its_size_and_first_items() -> None:
 
     assert shorten_list(names, noun="features") == "30 features (f0, f1, f2, …)"
     assert shorten_list(["a"], noun="features") == "1 features (a)"
+    assert shorten_list([{"kind": "threshold"}] * 3, noun="checks") == "3 checks"
 
 
 def test_tables_cut_long_cells_and_keep_one_row_per_line(
@@ -328,12 +329,14 @@ def test_tables_cut_long_cells_and_keep_one_row_per_line(
 ) -> None:
     from driftline.output import MAX_CELL, print_table
 
-    print_table([{"name": "a", "reason": "x" * 500}, {"name": "b", "reason": "short"}])
+    key = "s3://bucket/" + "k" * 200  # an identifier: never cut, so it can be copied
+    print_table([{"name": "a", "reason": "word " * 100, "key": key}, {"name": "b", "reason": "ok"}])
 
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["NAME", "a", "b"]
-    assert lines[1].endswith("…")
-    assert max(len(line) for line in lines) <= MAX_CELL + 10
+    assert "word word" in lines[1] and "… " in lines[1]
+    assert lines[1].endswith(key)
+    assert len(lines[1]) <= MAX_CELL + len(key) + 10
     assert all(line == line.rstrip() for line in lines)
 
 
