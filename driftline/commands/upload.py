@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -44,7 +43,7 @@ from driftline.checks import (
 from driftline.commands.runs import add_timeout
 from driftline.envs import add_env_argument
 from driftline.errors import UsageError
-from driftline.output import print_json, print_table
+from driftline.output import console, print_json, print_table
 from driftline.run_follow import follow, state_machine_arn, summary_line, verdict_exit
 from pipelines.batches import is_part
 from pipelines.uploads import (
@@ -130,26 +129,35 @@ def plan(path: Path, dataset: str, batch: str | None) -> Plan:
 
 
 class _Progress:
-    """Bytes sent, as one rewritten line on a terminal's stderr (boto3 calls it from threads)."""
+    """Bytes sent as a progress bar on a terminal's stderr (rich; boto3 calls it from threads,
+    and rich's progress is thread-safe)."""
 
     def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.sent = label, max(total, 1), 0
-        self.lock = threading.Lock()
-        self.shown = -1
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("upload {task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console(stderr=True),
+        )
+        self.task = self.bar.add_task(label, total=max(total, 1))
+        self.bar.start()
 
     def __call__(self, sent: int) -> None:
-        with self.lock:
-            self.sent += sent
-            percent = min(100, self.sent * 100 // self.total)
-            if percent != self.shown:
-                self.shown = percent
-                sys.stderr.write(
-                    f"\rupload {self.label}: {percent:3d}% of {self.total / MiB:.1f} MiB"
-                )
-                sys.stderr.flush()
+        self.bar.update(self.task, advance=sent)
 
     def done(self) -> None:
-        sys.stderr.write("\n")
+        self.bar.stop()
 
 
 def upload_file(s3: Any, bucket: str, path: Path, key: str) -> str:

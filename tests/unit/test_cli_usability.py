@@ -376,3 +376,26 @@ def test_the_readme_command_table_names_every_command_and_subcommand() -> None:
             if isinstance(action, argparse._SubParsersAction):
                 missing += [f"{name} {sub}" for sub in action.choices if sub not in rows]
     assert missing == []
+
+
+def test_a_large_upload_shows_a_progress_bar_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from driftline.commands.upload import _Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    progress = _Progress("datasets/big/data.csv", 32 * 1024 * 1024)
+    for _ in range(4):
+        progress(8 * 1024 * 1024)
+    progress.done()
+
+    shown = terminal.getvalue()
+    assert "upload datasets/big/data.csv" in shown
+    assert "33.6/33.6 MB" in shown
