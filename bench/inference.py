@@ -138,9 +138,10 @@ def _warm(archive: bytes, features: Any) -> dict[str, Any]:
 
     from functions.inference import bundle, handler, service
     from functions.shared import clients, storage
+    from pipelines import keys
 
     data, digest = bundle.build_bundle(archive)
-    key = bundle.bundle_key(MODEL, 1, digest)
+    key = keys.bundle_key(MODEL, 1, digest)
     environment = {
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
@@ -151,7 +152,7 @@ def _warm(archive: bytes, features: Any) -> dict[str, Any]:
         "DRIFTLINE_ARTIFACTS_BUCKET": BUCKET,
         "DRIFTLINE_CAPTURE_SAMPLE_RATE": "0",
         "DRIFTLINE_MODEL_VERSION": "1",
-        "DRIFTLINE_MODEL_KEY": f"models/{MODEL}/v1/model.zip",
+        "DRIFTLINE_MODEL_KEY": keys.model_artifact(MODEL, 1, keys.MODEL),
         "DRIFTLINE_SERVING_KEY": key,
         "DRIFTLINE_SERVING_SHA256": digest,
     }

@@ -47,6 +47,7 @@ from driftline.twin.adapters import worker_thread_settings
 from driftline.twin.deployer import deploy
 from driftline.twin.server import FAKE_CREDENTIALS, Twin, free_port
 from driftline.twin.synth import project_root, start_synthesis
+from pipelines import keys
 from pipelines.contract_inference import contract_to_yaml, infer_contract
 from pipelines.contracts import parse_contract
 from pipelines.model_config import parse_model_config
@@ -244,8 +245,8 @@ def measure_case(
     for index in range(1, rounds + 1):
         name = f"{case.dataset}_r{index}"
         renamed = contract.replace(f"dataset: {case.dataset}\n", f"dataset: {name}\n", 1)
-        upload_text(bucket, f"contracts/{name}.yaml", renamed)
-        upload_text(bucket, f"models/{name}.yaml", MODEL_CONFIG.format(dataset=name))
+        upload_text(bucket, keys.contract_key(name), renamed)
+        upload_text(bucket, keys.model_config_key(name), MODEL_CONFIG.format(dataset=name))
         ours = timed_run(outputs, name, case.path)
         ours["handlers"] = handler_seconds(outputs, ours.pop("upload").execution_name)
         samples.append(ours)

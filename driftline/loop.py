@@ -14,6 +14,7 @@ from typing import Any
 
 from driftline.aws import client
 from driftline.errors import UsageError
+from pipelines.keys import upload_key
 from pipelines.uploads import execution_name
 
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
@@ -37,7 +38,7 @@ def upload_dataset(
     """Put a local file at `datasets/<dataset>/<file>`; the returned VersionId names the run."""
     if not path.is_file():
         raise UsageError(f"dataset file {path} does not exist")
-    key = f"datasets/{dataset}/{file_name or path.name}"
+    key = upload_key(dataset, file_name or path.name)
     response = client("s3").put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
     return Upload(bucket=bucket, key=key, version_id=response["VersionId"], dataset=dataset)
 

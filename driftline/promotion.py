@@ -24,9 +24,9 @@ from driftline.commands import models as models_command
 from driftline.commands.runs import registry_errors
 from driftline.errors import UsageError
 from driftline.output import emit
-from functions.shared.keys import REGISTERED, model_artifact
 from functions.shared.registry import ModelStatus
 from functions.shared.state import utc_now
+from pipelines.keys import REGISTERED, model_artifact
 from pipelines.promotion import (
     Alarm,
     AlarmEvent,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.contracts import Contract
-from pipelines.manifests import build_manifest, dataset_prefix
+from pipelines.manifests import build_manifest
 from pipelines.profile import DatasetProfile, ProfileMergeError, merge_profiles
 from pipelines.uploads import SUPPORTED_SUFFIXES
 
@@ -68,20 +68,6 @@ def plan_parts(objects: Iterable[tuple[str, str, int]], prefix: str) -> list[Par
 def part_contract(contract: Contract) -> Contract:
     """The rules one part is held to: all but the row bounds, which apply to the whole batch."""
     return contract.model_copy(update={"min_rows": 0, "max_rows": None})
-
-
-def parts_list_key(dataset: str, version_id: str) -> str:
-    """The item list the Distributed Map reads (artifacts bucket, beside the manifest)."""
-    return f"{dataset_prefix(dataset, version_id)}parts.json"
-
-
-def pinned_contract_key(dataset: str, version_id: str) -> str:
-    """The contract every part of this batch is validated against, resolved once (JSON)."""
-    return f"{dataset_prefix(dataset, version_id)}contract.json"
-
-
-def part_report_key(dataset: str, version_id: str, index: int) -> str:
-    return f"{dataset_prefix(dataset, version_id)}parts/{index:06d}.json"
 
 
 def batch_sha256(parts: Sequence[Mapping[str, Any]]) -> str:

@@ -15,19 +15,6 @@ from typing import Any
 TOP_VIOLATIONS = 5
 
 
-def dataset_prefix(dataset: str, version_id: str) -> str:
-    """Manifest and rejection report live side by side under this prefix (artifacts bucket)."""
-    return f"datasets/{dataset}/{version_id}/"
-
-
-def manifest_key(dataset: str, version_id: str) -> str:
-    return f"{dataset_prefix(dataset, version_id)}manifest.json"
-
-
-def report_key(dataset: str, version_id: str) -> str:
-    return f"{dataset_prefix(dataset, version_id)}report.json"
-
-
 def build_manifest(
     report: Mapping[str, Any],
     *,

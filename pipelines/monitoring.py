@@ -39,12 +39,6 @@ if TYPE_CHECKING:  # pandas loads only where frames are built (the notifier neve
 
     from pipelines.drift import DriftReport, DriftThresholds
 
-CAPTURE_PREFIX = "captures/"
-FEEDBACK_PREFIX = "feedback/"
-DRIFT_REPORT_PREFIX = "reports/drift/"
-FEEDBACK_REPORT_PREFIX = "reports/feedback/"
-BASELINE_PREFIX = "monitoring/baselines/"
-LATEST_REPORT = "latest.json"
 NAMESPACE = "Driftline"
 # Every model's drift as a multiple of its threshold (see `drift_score`): the one metric the
 # fleet drift alarm watches for models without alarms of their own.
@@ -57,7 +51,6 @@ MAX_CAPTURE_FILES = 5_000
 EXECUTION_NAME_LIMIT = 80
 FEEDBACK_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _EXECUTION_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 # CloudWatch metric names of the live (ground-truth) metrics, by registry metric name.
@@ -116,39 +109,6 @@ class CaptureRecord:
     probabilities: Mapping[str, float] | Sequence[float] | None
     model_version: int | None
     timestamp: datetime
-
-
-def model_of_capture_key(key: str) -> str | None:
-    """`captures/<model>/...jsonl` → model, or None for a key outside that layout."""
-    parts = key.split("/")
-    if len(parts) < 3 or f"{parts[0]}/" != CAPTURE_PREFIX or not key.endswith(".jsonl"):
-        return None
-    return parts[1] if _MODEL_NAME.match(parts[1]) else None
-
-
-def capture_hour_prefixes(model: str, start: datetime, end: datetime) -> list[str]:
-    """The `captures/<model>/date=/hour=/` prefixes whose hour overlaps [start, end]."""
-    first = _utc(start).replace(minute=0, second=0, microsecond=0)
-    last = _utc(end)
-    prefixes = []
-    hour = first
-    while hour <= last:
-        prefixes.append(f"{CAPTURE_PREFIX}{model}/date={hour:%Y-%m-%d}/hour={hour:%H}/")
-        hour += timedelta(hours=1)
-    return prefixes
-
-
-def capture_day_prefixes(model: str, end: datetime, days: int) -> list[str]:
-    """The `captures/<model>/date=/` prefixes of the `days` days up to and including `end`."""
-    last = _utc(end).date()
-    return [
-        f"{CAPTURE_PREFIX}{model}/date={last - timedelta(days=offset):%Y-%m-%d}/"
-        for offset in range(days)
-    ]
-
-
-def request_id_of_capture_key(key: str) -> str:
-    return key.rsplit("/", 1)[-1].removesuffix(".jsonl")
 
 
 def _field(document: Mapping[str, Any], name: str, where: str) -> Any:
@@ -425,25 +385,6 @@ def drift_metrics(report: DriftReport) -> DriftMetrics:
     )
 
 
-def report_stamp(moment: datetime) -> str:
-    """`20250102T030405.678Z`: sortable, unique per millisecond, no ':' in an S3 key."""
-    moment = _utc(moment)
-    return f"{moment:%Y%m%dT%H%M%S}.{moment.microsecond // 1000:03d}Z"
-
-
-def drift_report_keys(model: str, moment: datetime) -> tuple[str, str]:
-    stem = f"{DRIFT_REPORT_PREFIX}{model}/{report_stamp(moment)}"
-    return f"{stem}.json", f"{stem}.html"
-
-
-def latest_report_key(model: str) -> str:
-    return f"{DRIFT_REPORT_PREFIX}{model}/{LATEST_REPORT}"
-
-
-def baseline_key(model: str, version: int) -> str:
-    return f"{BASELINE_PREFIX}{model}/v{version}.parquet"
-
-
 def latest_summary(
     document: Mapping[str, Any], *, bucket: str, report_key: str, html_key: str
 ) -> dict[str, Any]:
@@ -564,14 +505,6 @@ class FeedbackLabel:
     request_id: str
     label: Any
     row: int | None = None
-
-
-def model_of_feedback_key(key: str) -> str | None:
-    """`feedback/<model>/<file>` → model, or None for a key outside that layout."""
-    parts = key.split("/")
-    if len(parts) < 3 or f"{parts[0]}/" != FEEDBACK_PREFIX or "" in parts or ".." in parts:
-        return None
-    return parts[1] if _MODEL_NAME.match(parts[1]) else None
 
 
 def _label_row(value: Any, where: str) -> int | None:

@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DATASETS_PREFIX = "datasets/"
+from pipelines.keys import DATASETS_PREFIX, batch_prefix
+
 SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _EXECUTION_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -111,10 +112,6 @@ def parse_upload(event: Mapping[str, Any]) -> DatasetUpload | IgnoredUpload:
 def is_name(text: str) -> bool:
     """A dataset or batch name the starter accepts: `[A-Za-z0-9_.-]`, at most 64 characters."""
     return bool(_DATASET_NAME.match(text))
-
-
-def batch_prefix(dataset: str, batch: str) -> str:
-    return f"{DATASETS_PREFIX}{dataset}/{batch}/"
 
 
 def execution_name(dataset: str, version_id: str) -> str:

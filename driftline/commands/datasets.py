@@ -23,7 +23,8 @@ from driftline.errors import NegativeVerdict, UsageError
 from driftline.output import emit, print_json, print_table
 from functions.shared.datasets import DatasetRegistry
 from functions.shared.errors import TransientError
-from pipelines.manifests import TOP_VIOLATIONS, describe_violation, report_key
+from pipelines.keys import report_key
+from pipelines.manifests import TOP_VIOLATIONS, describe_violation
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 

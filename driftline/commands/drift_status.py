@@ -51,7 +51,8 @@ def _read_json(bucket: str, key: str, what: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from driftline.aws import require_output, stack_outputs
-    from pipelines.monitoring import flagged_features, latest_report_key
+    from pipelines.keys import latest_report_key
+    from pipelines.monitoring import flagged_features
 
     bucket = require_output(stack_outputs(args.env), "ArtifactsBucketName", args.env)
     latest = _read_json(

@@ -32,9 +32,9 @@ from driftline.errors import UsageError
 from driftline.output import emit
 from driftline.twin.synth import project_root
 from functions.shared.errors import error_code
-from functions.shared.keys import REGISTERED, model_artifact
 from functions.shared.registry import ModelRegistry, ModelStatus
 from functions.shared.state import utc_now
+from pipelines.keys import REGISTERED, model_artifact
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -46,13 +46,8 @@ from driftline.errors import UsageError
 from driftline.output import console, print_json, print_table
 from driftline.run_follow import follow, state_machine_arn, summary_line, verdict_exit
 from pipelines.batches import is_part
-from pipelines.uploads import (
-    BATCH_MARKERS,
-    SUPPORTED_SUFFIXES,
-    batch_prefix,
-    execution_name,
-    is_name,
-)
+from pipelines.keys import batch_prefix, contract_key, model_config_key, upload_key
+from pipelines.uploads import BATCH_MARKERS, SUPPORTED_SUFFIXES, execution_name, is_name
 
 MiB = 1024 * 1024
 TRANSFER = TransferConfig(multipart_threshold=16 * MiB, multipart_chunksize=16 * MiB)
@@ -125,7 +120,7 @@ def plan(path: Path, dataset: str, batch: str | None) -> Plan:
             f"{path}: not one of {', '.join(SUPPORTED_SUFFIXES)} (the pipeline would ignore it)"
         )
     file_name = _UNSAFE_FILE_CHARS.sub("_", path.name)
-    return Plan([(path, f"datasets/{dataset}/{file_name}")], None)
+    return Plan([(path, upload_key(dataset, file_name))], None)
 
 
 class _Progress:
@@ -227,7 +222,7 @@ def contract_columns(
     """The columns Prepare will see when no contract is uploaded now, and where they are from:
     the bucket's override, else the contract in this checkout's contracts/ (what a deployment
     ships)."""
-    key = f"contracts/{dataset}.yaml"
+    key = contract_key(dataset)
     text = _bucket_text(s3, bucket, key)
     if text is not None:
         source = f"s3://{bucket}/{key}"
@@ -239,7 +234,7 @@ def contract_columns(
     except UsageError:
         return None, None
     if packaged.is_file():
-        return check_contract(packaged, dataset).column_types(), f"contracts/{dataset}.yaml"
+        return check_contract(packaged, dataset).column_types(), contract_key(dataset)
     return None, None
 
 
@@ -284,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     if contract is not None:
         from pipelines.contracts import contract_hash
 
-        key = f"contracts/{dataset}.yaml"
+        key = contract_key(dataset)
         assert args.contract is not None
         document["contract"] = {
             "key": key,
@@ -293,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
             "hash": contract_hash(contract),
         }
     if config is not None:
-        key = f"models/{dataset}.yaml"
+        key = model_config_key(dataset)
         document["model_config"] = {
             "key": key,
             "version_id": _put_text(s3, bucket, key, config.text),

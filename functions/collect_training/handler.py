@@ -18,10 +18,10 @@ from pydantic import Field
 from functions.shared import storage
 from functions.shared.clients import client
 from functions.shared.errors import PipelineInputError
-from functions.shared.keys import MODEL, run_artifact
 from functions.shared.registry import RunRegistry
 from functions.shared.settings import get_settings
 from functions.shared.state import PreparedState, StepState, Trained, parse_state
+from pipelines.keys import MODEL, run_artifact
 from pipelines.model_io import read_metadata
 
 logger = Logger()

@@ -486,7 +486,8 @@ def _approved_version(
 
 
 def _store_bundle(bucket: str, request: DeployRequest, model_key: str) -> tuple[str, str]:
-    from functions.inference.bundle import build_bundle, bundle_key
+    from functions.inference.bundle import build_bundle
+    from pipelines.keys import bundle_key
 
     data, digest = build_bundle(storage.get_bytes(bucket, model_key))
     key = bundle_key(request.model, request.version, digest)

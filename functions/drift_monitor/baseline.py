@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 
 from functions.shared import storage
-from functions.shared.keys import DATASET, run_artifact
+from pipelines.keys import DATASET, baseline_description_key, baseline_key, run_artifact
 from pipelines.model_config import FeatureKind
 from pipelines.monitoring import (
     MAX_BASELINE_ROWS,
     baseline_frame,
-    baseline_key,
     coerce_frame,
     feature_kinds,
     prediction_column,
@@ -50,10 +49,6 @@ class Baseline:
     key: str
 
 
-def _description_key(model: str, version: int) -> str:
-    return baseline_key(model, version).removesuffix(".parquet") + ".json"
-
-
 def load_baseline(bucket: str, record: dict[str, Any]) -> Baseline:
     """The cached baseline of the registry `record`'s version, building it on first use."""
     model, version = str(record["model"]), int(record["version"])
@@ -72,7 +67,7 @@ def _run_id(record: dict[str, Any]) -> str:
 
 @cache
 def _cached(bucket: str, model: str, version: int, run_id: str, model_key: str) -> Baseline:
-    description_key = _description_key(model, version)
+    description_key = baseline_description_key(model, version)
     key = baseline_key(model, version)
     try:
         description = storage.get_json(bucket, description_key)
@@ -127,7 +122,7 @@ def _build(bucket: str, model: str, version: int, run_id: str, model_key: str) -
     storage.write_frame(bucket, key, frame)
     storage.put_json(
         bucket,
-        _description_key(model, version),
+        baseline_description_key(model, version),
         {
             "model": model,
             "version": version,

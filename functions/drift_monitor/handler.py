@@ -34,19 +34,21 @@ from functions.shared.monitoring import (
     record_drift_check,
 )
 from functions.shared.state import json_safe
+from pipelines.keys import (
+    capture_hour_prefixes,
+    drift_report_keys,
+    latest_report_key,
+    model_of_capture_key,
+)
 from pipelines.monitoring import (
     DRIFT_SCORE_METRIC,
     MAX_CAPTURE_FILES,
     CaptureRecord,
     DriftMetrics,
-    capture_hour_prefixes,
     current_frame,
     drift_metrics,
-    drift_report_keys,
     iso,
-    latest_report_key,
     latest_summary,
-    model_of_capture_key,
     prediction_kind,
     select_records,
 )

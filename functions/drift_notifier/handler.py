@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from functions.shared import storage
 from functions.shared.monitoring import notifier_settings, notify
-from pipelines.monitoring import drift_alert, latest_report_key
+from pipelines.keys import latest_report_key
+from pipelines.monitoring import drift_alert
 
 logger = Logger()
 

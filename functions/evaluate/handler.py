@@ -27,10 +27,10 @@ from functions.shared.artifacts import RunData, load_model_bytes, load_run_data
 from functions.shared.clients import client
 from functions.shared.endpoints import EndpointRegistry
 from functions.shared.endpoints import champion as serving_champion
-from functions.shared.keys import METRICS, PLOT, run_artifact
 from functions.shared.registry import ModelRegistry, RunRegistry
 from functions.shared.settings import get_settings
 from functions.shared.state import Evaluated, TrainedState, json_safe, parse_state
+from pipelines.keys import METRICS, PLOT, run_artifact
 from pipelines.model_io import ModelIOError
 
 logger = Logger()

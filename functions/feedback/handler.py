@@ -31,22 +31,23 @@ from functions.shared.monitoring import (
     serving_version_record,
 )
 from functions.shared.state import json_safe
+from pipelines.keys import (
+    capture_day_prefixes,
+    feedback_report_key,
+    model_of_feedback_key,
+    request_id_of_capture_key,
+)
 from pipelines.model_config import ModelConfigError, Task
 from pipelines.monitoring import (
-    FEEDBACK_REPORT_PREFIX,
     LIVE_METRIC_NAMES,
     FeedbackError,
     LiveMetricAlarm,
-    capture_day_prefixes,
     iso,
     join_feedback,
     live_metric_alarm,
     live_metric_names,
     live_metrics,
-    model_of_feedback_key,
     parse_feedback,
-    report_stamp,
-    request_id_of_capture_key,
 )
 
 logger = Logger()
@@ -175,7 +176,7 @@ def run(upload: FeedbackUpload, settings: FeedbackSettings, now: datetime) -> di
             ),
         }
     )
-    report_key = f"{FEEDBACK_REPORT_PREFIX}{model}/{report_stamp(now)}.json"
+    report_key = feedback_report_key(model, now)
     storage.put_json(settings.artifacts_bucket, report_key, report)
     logger.info(
         "feedback graded",

@@ -18,11 +18,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.shared import storage
 from functions.shared.artifacts import lineage_for, load_config
 from functions.shared.clients import client
-from functions.shared.keys import CARD, run_artifact
 from functions.shared.registry import RunRegistry
 from functions.shared.settings import get_settings
 from functions.shared.state import EvaluatedState, json_safe, parse_state, utc_now
 from pipelines.gating import GateDecision, evaluate_gate
+from pipelines.keys import CARD, run_artifact
 from pipelines.model_card import CardFacts, render_model_card
 from pipelines.model_config import GateConfig
 

@@ -52,10 +52,6 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def bundle_key(model: str, version: int, digest: str) -> str:
-    return f"models/{model}/v{version}/serving/{digest}.pkl"
-
-
 def build_bundle(archive: bytes) -> tuple[bytes, str]:
     """(bundle bytes, their sha256) for a registry archive, loaded through skops' allowlist."""
     from pipelines.model_io import load_model

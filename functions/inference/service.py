@@ -26,9 +26,9 @@ from typing import Any
 
 from functions.inference.bundle import ServingModel, load_archive, load_bundle
 from functions.inference.schema import CheckedRows, FeatureSchema, Limits, RequestError
+from pipelines.keys import capture_key
 
 PREFIX = "DRIFTLINE_"
-CAPTURE_PREFIX = "captures"
 DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000
 # Function URLs and synchronous invokes carry at most 6 MB; a larger limit could never apply.
@@ -259,10 +259,6 @@ def response_document(
 def sampled(rate: float) -> bool:
     """Whether this request is captured; capture is a sample, not an audit log."""
     return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
-
-
-def capture_key(model: str, at: datetime, request_id: str) -> str:
-    return f"{CAPTURE_PREFIX}/{model}/date={at:%Y-%m-%d}/hour={at:%H}/{request_id}.jsonl"
 
 
 def capture_lines(

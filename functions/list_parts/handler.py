@@ -25,9 +25,9 @@ from functions.shared.errors import transient_aws_errors
 from functions.shared.quarantine import quarantine
 from functions.shared.settings import get_settings
 from functions.shared.state import parse_state
-from pipelines.batches import MAX_PARTS, Part, parts_list_key, pinned_contract_key, plan_parts
+from pipelines.batches import MAX_PARTS, Part, plan_parts
 from pipelines.contracts import ContractError, contract_hash
-from pipelines.manifests import manifest_key
+from pipelines.keys import manifest_key, parts_list_key, pinned_contract_key
 
 logger = Logger()
 

@@ -22,9 +22,9 @@ from functions.shared.datasets import DatasetRegistry, store_manifest_once
 from functions.shared.quarantine import quarantine
 from functions.shared.settings import get_settings
 from functions.shared.state import parse_state
-from pipelines.batches import build_batch_manifest, merge_part_reports, part_report_key
+from pipelines.batches import build_batch_manifest, merge_part_reports
 from pipelines.contracts import Contract, check_schema_evolution, contract_hash
-from pipelines.manifests import manifest_key
+from pipelines.keys import manifest_key, part_report_key
 
 logger = Logger()
 

@@ -15,10 +15,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.shared import storage
 from functions.shared.clients import client
 from functions.shared.configs import resolve_model_config
-from functions.shared.keys import CONFIG, DATASET, run_artifact
 from functions.shared.registry import RunRegistry
 from functions.shared.settings import get_settings
 from functions.shared.state import Prepared, TrainingState, parse_state, run_identity
+from pipelines.keys import CONFIG, DATASET, run_artifact
 from pipelines.training import prepare
 
 logger = Logger()

@@ -33,10 +33,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.shared import storage
 from functions.shared.clients import client
 from functions.shared.errors import PipelineInputError, transient_aws_errors
-from functions.shared.keys import MODEL, REGISTERED, model_artifact, run_artifact
 from functions.shared.registry import ModelRegistry, RunRegistry
 from functions.shared.settings import Settings, get_settings
 from functions.shared.state import GatedState, Registered, parse_state, utc_now
+from pipelines.keys import MODEL, REGISTERED, model_artifact, run_artifact
 
 logger = Logger()
 

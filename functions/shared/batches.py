@@ -7,7 +7,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from functions.shared.state import NAME_PATTERN, StepState
-from pipelines.uploads import BATCH_MARKERS, DATASETS_PREFIX
+from pipelines.keys import DATASETS_PREFIX
+from pipelines.uploads import BATCH_MARKERS
 
 
 class BatchState(StepState):

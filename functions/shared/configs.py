@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from functions.shared import storage
+from pipelines.keys import model_config_key
 from pipelines.model_config import (
     ModelConfig,
     ModelConfigError,
@@ -23,7 +24,6 @@ from pipelines.model_config import (
 # functions/shared/configs.py → the folder holding functions/, pipelines/ and models/.
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 PACKAGED_MODELS = PACKAGE_ROOT / "models"
-OVERRIDE_PREFIX = "models/"
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,6 @@ class ResolvedConfig:
     config: ModelConfig
     text: str
     source: str
-
-
-def override_key(dataset: str) -> str:
-    return f"{OVERRIDE_PREFIX}{dataset}.yaml"
 
 
 def resolve_model_config(
@@ -45,7 +41,7 @@ def resolve_model_config(
     packaged_dir: Path = PACKAGED_MODELS,
 ) -> ResolvedConfig:
     """The checked config for `dataset`; ModelConfigError (one line) if none or invalid."""
-    key = override_key(dataset)
+    key = model_config_key(dataset)
     override = storage.get_text_if_exists(datasets_bucket, key)
     if override is not None:
         text, version_id = override

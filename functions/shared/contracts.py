@@ -12,6 +12,7 @@ from pathlib import Path
 
 from functions.shared import storage
 from pipelines.contracts import Contract, ContractError, parse_contract
+from pipelines.keys import contract_key
 
 # The starter's rule for dataset names (pipelines.uploads); no path can be built from others.
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -30,7 +31,7 @@ def resolve(
     """
     if not _DATASET_NAME.match(dataset):
         raise ContractError(f"{dataset!r} is not a dataset name (letters, digits, '_', '-', '.')")
-    override_key = f"contracts/{dataset}.yaml"
+    override_key = contract_key(dataset)
     override = storage.get_text_if_exists(datasets_bucket, override_key)
     if override is not None:
         text, version_id = override

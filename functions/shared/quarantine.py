@@ -16,7 +16,8 @@ from functions.shared import storage
 from functions.shared.clients import client
 from functions.shared.errors import transient_aws_errors
 from functions.shared.settings import get_settings
-from pipelines.manifests import rejection_summary, report_key
+from pipelines.keys import report_key
+from pipelines.manifests import rejection_summary
 
 QUARANTINE_TAG = "driftline:quarantined"
 REPORT_TAG = "driftline:report"

@@ -19,10 +19,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.shared import storage
 from functions.shared.artifacts import lineage_for, load_run_data
 from functions.shared.clients import client
-from functions.shared.keys import METRICS, MODEL, PLOT, run_artifact
 from functions.shared.registry import RunRegistry
 from functions.shared.settings import get_settings
 from functions.shared.state import PreparedState, Trained, json_safe, parse_state, utc_now
+from pipelines.keys import METRICS, MODEL, PLOT, run_artifact
 from pipelines.model_card import metrics_document, render_evaluation_plot
 from pipelines.model_io import dump_model, metadata_for_run
 from pipelines.training import TrainingRun, evaluate, train

@@ -23,8 +23,8 @@ from functions.shared.quarantine import quarantine
 from functions.shared.settings import get_settings
 from functions.shared.state import NAME_PATTERN, StepState, parse_state
 from pipelines.contracts import ContractError, check_schema_evolution
-from pipelines.manifests import build_manifest, manifest_key
-from pipelines.uploads import DATASETS_PREFIX
+from pipelines.keys import DATASETS_PREFIX, manifest_key
+from pipelines.manifests import build_manifest
 from pipelines.validation import validate
 
 logger = Logger()

@@ -17,8 +17,9 @@ from functions.shared import storage
 from functions.shared.batches import PartState
 from functions.shared.settings import get_settings
 from functions.shared.state import parse_state
-from pipelines.batches import part_contract, part_report_key
+from pipelines.batches import part_contract
 from pipelines.contracts import Contract, contract_hash
+from pipelines.keys import part_report_key
 from pipelines.validation import validate
 
 logger = Logger()

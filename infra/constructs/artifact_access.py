@@ -4,19 +4,9 @@ The artifacts bucket holds every step's output, so a grant on the whole bucket w
 step overwrite (or, with CDK's `grant_read_write`, delete every version of) another step's
 record: a registered model, a manifest, a capture. Each function gets `s3:GetObject*` on the
 keys it reads and `s3:PutObject` (CDK's `grant_put`: no delete, no ACL) on the keys it
-writes, as the key helpers build them (`functions/shared/keys.py`, `pipelines/manifests.py`,
-`pipelines/batches.py`, `pipelines/monitoring.py`); `tests/infra/test_least_privilege.py`
-checks every write a handler makes against these globs. In IAM globs `*` also matches `/`.
-
-Layout of the bucket (top-level prefixes):
-  datasets/<dataset>/<version_id>/   manifest.json, report.json, contract.json, parts.json,
-                                     parts/<index>.json (validation of an upload)
-  runs/<run_id>/                     dataset.parquet, model_config.yaml, model.zip,
-                                     metrics.json, evaluation.png, model_card.md,
-                                     sagemaker/ (a SageMaker training job's output)
-  models/<model>/v<N>/               the registered copies; serving/ (deploy step's bundles)
-  captures/<model>/                  inference traffic        reports/drift|feedback/<model>/
-  monitoring/baselines/<model>/      drift baselines          part-results/ (Distributed Map)
+writes, as the key helpers build them (`pipelines/keys.py`, which also shows the bucket's
+layout); `tests/infra/test_least_privilege.py` checks every write a handler makes against
+these globs. In IAM globs `*` also matches `/`.
 """
 
 from __future__ import annotations
@@ -27,10 +17,30 @@ from dataclasses import dataclass
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
-DATASET_VERSION = "datasets/*/"  # pipelines.manifests.dataset_prefix(dataset, version_id)
-RUN = "runs/*/"  # functions.shared.keys.run_artifact(run_id, name)
-REGISTERED = "models/*/v*/"  # functions.shared.keys.model_artifact(model, version, name)
-PART_RESULTS = "part-results/"  # the Distributed Map's ResultWriter prefix
+from pipelines.keys import (
+    BASELINE_PREFIX,
+    CAPTURE_PREFIX,
+    CARD,
+    CONFIG,
+    DATASET,
+    DRIFT_REPORT_PREFIX,
+    FEEDBACK_REPORT_PREFIX,
+    MANIFEST,
+    METRICS,
+    MODEL,
+    PART_REPORTS,
+    PART_RESULTS_PREFIX,
+    PARTS_LIST,
+    PINNED_CONTRACT,
+    PLOT,
+    REPORT,
+    REPORTS_PREFIX,
+    SAGEMAKER_OUTPUT,
+)
+from pipelines.keys import DATASET_VERSION_GLOB as DATASET_VERSION
+from pipelines.keys import REGISTERED as REGISTERED_FILES
+from pipelines.keys import REGISTERED_GLOB as REGISTERED
+from pipelines.keys import RUN_GLOB as RUN
 
 
 @dataclass(frozen=True)
@@ -55,52 +65,49 @@ def _run(*names: str) -> tuple[str, ...]:
 PIPELINE_ACCESS: Mapping[str, ArtifactAccess] = {
     # A manifest is written once (read first), a rejection writes its report.
     "validate": ArtifactAccess(
-        reads=(f"{DATASET_VERSION}manifest.json",),
-        writes=(f"{DATASET_VERSION}manifest.json", f"{DATASET_VERSION}report.json"),
+        reads=(f"{DATASET_VERSION}{MANIFEST}",),
+        writes=(f"{DATASET_VERSION}{MANIFEST}", f"{DATASET_VERSION}{REPORT}"),
     ),
     "list_parts": ArtifactAccess(
-        reads=(f"{DATASET_VERSION}manifest.json",),
+        reads=(f"{DATASET_VERSION}{MANIFEST}",),
         writes=(
-            f"{DATASET_VERSION}contract.json",
-            f"{DATASET_VERSION}parts.json",
-            f"{DATASET_VERSION}report.json",
+            f"{DATASET_VERSION}{PINNED_CONTRACT}",
+            f"{DATASET_VERSION}{PARTS_LIST}",
+            f"{DATASET_VERSION}{REPORT}",
         ),
     ),
     "validate_part": ArtifactAccess(
-        reads=(f"{DATASET_VERSION}contract.json",),
-        writes=(f"{DATASET_VERSION}parts/*",),
+        reads=(f"{DATASET_VERSION}{PINNED_CONTRACT}",),
+        writes=(f"{DATASET_VERSION}{PART_REPORTS}*",),
     ),
     "merge_parts": ArtifactAccess(
         reads=(f"{DATASET_VERSION}*",),
-        writes=(f"{DATASET_VERSION}manifest.json", f"{DATASET_VERSION}report.json"),
+        writes=(f"{DATASET_VERSION}{MANIFEST}", f"{DATASET_VERSION}{REPORT}"),
     ),
     "prepare": ArtifactAccess(
-        reads=(f"{DATASET_VERSION}manifest.json",),
-        writes=_run("dataset.parquet", "model_config.yaml"),
+        reads=(f"{DATASET_VERSION}{MANIFEST}",),
+        writes=_run(DATASET, CONFIG),
     ),
     "train": ArtifactAccess(
-        reads=_run("dataset.parquet", "model_config.yaml"),
-        writes=_run("model.zip", "metrics.json", "evaluation.png"),
+        reads=_run(DATASET, CONFIG),
+        writes=_run(MODEL, METRICS, PLOT),
     ),
     # The champion's archive is a registered model.zip.
     "evaluate": ArtifactAccess(
-        reads=(f"{RUN}*", f"{REGISTERED}model.zip"),
-        writes=_run("metrics.json", "evaluation.png"),
+        reads=(f"{RUN}*", f"{REGISTERED}{MODEL}"),
+        writes=_run(METRICS, PLOT),
     ),
     "gate": ArtifactAccess(
         reads=(f"{RUN}*",),
-        writes=_run("model_card.md", "metrics.json"),
+        writes=_run(CARD, METRICS),
     ),
     # Copies the run's artifacts (CopyObject: read the source, put the copy).
     "register": ArtifactAccess(
         reads=(f"{RUN}*",),
-        writes=tuple(
-            f"{REGISTERED}{name}"
-            for name in ("model.zip", "metrics.json", "evaluation.png", "model_card.md")
-        ),
+        writes=tuple(f"{REGISTERED}{name}" for name in REGISTERED_FILES),
     ),
     "record_outcome": ArtifactAccess(),
-    "collect_training": ArtifactAccess(reads=(f"{RUN}sagemaker/*",), writes=_run("model.zip")),
+    "collect_training": ArtifactAccess(reads=(f"{RUN}{SAGEMAKER_OUTPUT}*",), writes=_run(MODEL)),
 }
 
 # The monitoring functions that touch the artifacts bucket, by handler module.
@@ -108,21 +115,21 @@ MONITORING_ACCESS: Mapping[str, ArtifactAccess] = {
     # Captures, the deployed archive and its training data in; reports and baselines out.
     "drift_monitor": ArtifactAccess(
         reads=(
-            "captures/*",
-            f"{REGISTERED}model.zip",
-            f"{RUN}dataset.parquet",
-            "monitoring/baselines/*",
+            f"{CAPTURE_PREFIX}*",
+            f"{REGISTERED}{MODEL}",
+            f"{RUN}{DATASET}",
+            f"{BASELINE_PREFIX}*",
         ),
-        writes=("reports/drift/*", "monitoring/baselines/*"),
+        writes=(f"{DRIFT_REPORT_PREFIX}*", f"{BASELINE_PREFIX}*"),
     ),
-    "drift_notifier": ArtifactAccess(reads=("reports/*",)),
+    "drift_notifier": ArtifactAccess(reads=(f"{REPORTS_PREFIX}*",)),
     "feedback": ArtifactAccess(
-        reads=("captures/*", f"{REGISTERED}model.zip"),
-        writes=("reports/feedback/*",),
+        reads=(f"{CAPTURE_PREFIX}*", f"{REGISTERED}{MODEL}"),
+        writes=(f"{FEEDBACK_REPORT_PREFIX}*",),
     ),
 }
 
 # The state machine's Distributed Map: its item list in, its result files out.
 STATE_MACHINE_ACCESS = ArtifactAccess(
-    reads=(f"{DATASET_VERSION}parts.json",), writes=(f"{PART_RESULTS}*",)
+    reads=(f"{DATASET_VERSION}{PARTS_LIST}",), writes=(f"{PART_RESULTS_PREFIX}*",)
 )

@@ -49,15 +49,9 @@ from infra.constructs.artifact_access import MONITORING_ACCESS
 from infra.constructs.functions import DriftlineFunction
 from infra.constructs.registry_tables import RegistryTableSet
 from infra.constructs.undelivered import UndeliveredEvents
+from pipelines.keys import CAPTURE_PREFIX, FEEDBACK_PREFIX, MODEL_CONFIGS_PREFIX
 from pipelines.model_config import ModelConfigError, load_model_config
-from pipelines.monitoring import (
-    CAPTURE_PREFIX,
-    DRIFT_SCORE_METRIC,
-    FEEDBACK_PREFIX,
-    NAMESPACE,
-    LiveMetricAlarm,
-    live_metric_alarm,
-)
+from pipelines.monitoring import DRIFT_SCORE_METRIC, NAMESPACE, LiveMetricAlarm, live_metric_alarm
 
 DRIFT_WINDOW_MINUTES = 60
 CAPTURE_CHECK_INTERVAL_SECONDS = 60
@@ -465,7 +459,7 @@ class DriftMonitoring(Construct):
         topic.grant_publish(notifier)
 
         datasets.grant_read(feedback, f"{FEEDBACK_PREFIX}*")
-        datasets.grant_read(feedback, "models/*")  # model config overrides
+        datasets.grant_read(feedback, f"{MODEL_CONFIGS_PREFIX}*")  # model config overrides
         tables.models.grant_read_data(feedback)
         tables.endpoints.grant_read_data(feedback)
         topic.grant_publish(feedback)

@@ -41,6 +41,7 @@ from constructs import Construct
 
 from infra.constructs.functions import DriftlineFunction
 from infra.nag import PatternAcknowledgement, acknowledge
+from pipelines.keys import CAPTURE_PREFIX, MODELS_PREFIX, SERVING_GLOB
 from pipelines.monitoring import NAMESPACE
 
 LIVE_ALIAS = "live"
@@ -164,8 +165,8 @@ class InferenceEndpoint(Construct):
             reserved_concurrency=settings.reserved_concurrency,
         )
         self.function: lambda_.Function = runtime.function
-        artifacts_bucket.grant_read(self.function, f"models/{model}/*")
-        artifacts_bucket.grant_put(self.function, f"captures/{model}/*")
+        artifacts_bucket.grant_read(self.function, f"{MODELS_PREFIX}{model}/*")
+        artifacts_bucket.grant_put(self.function, f"{CAPTURE_PREFIX}{model}/*")
 
         bootstrap = lambda_.Version(
             self,
@@ -271,8 +272,8 @@ class SharedEndpoint(Construct):
             reserved_concurrency=settings.reserved_concurrency,
         )
         self.function: lambda_.Function = runtime.function
-        artifacts_bucket.grant_read(self.function, "models/*/serving/*")
-        artifacts_bucket.grant_put(self.function, "captures/*")
+        artifacts_bucket.grant_read(self.function, SERVING_GLOB)
+        artifacts_bucket.grant_put(self.function, f"{CAPTURE_PREFIX}*")
         endpoints_table.grant_read_data(self.function)
         self.alias = lambda_.Alias(
             self,
@@ -413,8 +414,8 @@ class EndpointDeployer(Construct):
             timeout_seconds=15 * 60,
         )
         self.function: lambda_.Function = runtime.function
-        artifacts_bucket.grant_read(self.function, "models/*")
-        artifacts_bucket.grant_put(self.function, "models/*/serving/*")
+        artifacts_bucket.grant_read(self.function, f"{MODELS_PREFIX}*")
+        artifacts_bucket.grant_put(self.function, SERVING_GLOB)
         models_table.grant_read_data(self.function)
         endpoints_table.grant_read_write_data(self.function)
         if shared_endpoint is not None:

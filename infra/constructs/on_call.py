@@ -20,7 +20,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from pipelines.monitoring import latest_report_key
+from pipelines.keys import latest_report_key
 
 RUNBOOK = "docs/runbook.md"
 STEP_PERIOD = Duration.minutes(5)

@@ -19,13 +19,10 @@ from constructs import Construct
 
 from infra.constructs.functions import IMAGE_CONTEXT_EXCLUDES, REPO_ROOT
 from infra.nag import WILDCARD_RESOURCE, acknowledge
+from pipelines.keys import CAPTURE_PREFIX, live_prefix
 
 SERVERLESS_MEMORY_MB = 3072
 SERVERLESS_MAX_CONCURRENCY = 5
-
-
-def live_prefix(model: str) -> str:
-    return f"models/{model}/live/"
 
 
 class ServingImage(Construct):
@@ -69,7 +66,7 @@ class ServerlessEndpoint(Construct):
         )
         image.asset.repository.grant_pull(self.role)
         artifacts_bucket.grant_read(self.role, f"{live_prefix(model)}*")
-        artifacts_bucket.grant_put(self.role, f"captures/{model}/*")
+        artifacts_bucket.grant_put(self.role, f"{CAPTURE_PREFIX}{model}/*")
         log_groups = stack.format_arn(
             service="logs",
             resource="log-group",

@@ -36,8 +36,14 @@ from infra.constructs.functions import IMAGE_CONTEXT_EXCLUDES, REPO_ROOT, Driftl
 from infra.constructs.registry_tables import RegistryTableSet
 from infra.constructs.undelivered import UndeliveredEvents
 from infra.nag import WILDCARD_RESOURCE, acknowledge
-
-DATASETS_PREFIX = "datasets/"
+from pipelines.keys import (
+    DATASETS_PREFIX,
+    PART_RESULTS_PREFIX,
+    RUN_GLOB,
+    RUNS_PREFIX,
+    SAGEMAKER_OUTPUT,
+    run_artifact,
+)
 
 # Errors our handlers raise for conditions worth retrying (e.g. S3 eventual consistency on a
 # just-written override); everything else goes straight to the failure path.
@@ -46,9 +52,6 @@ TRANSIENT_ERRORS = ["TransientError", "Lambda.TooManyRequestsException"]
 # Parts of one multi-part batch validated at once: bounded so one large batch cannot take
 # the account's whole Lambda concurrency (1,000 by default) from inference and other runs.
 PART_CONCURRENCY = 50
-# Where the Distributed Map writes its run results (artifacts bucket); the merge step reads
-# the part reports by key instead, so these are for inspecting a map run.
-PART_RESULTS_PREFIX = "part-results/"
 # `/tmp` of the functions that validate one object: Parquet is spooled there (random access),
 # so it bounds a Parquet object (`pipelines.validation.Limits.max_parquet_bytes`, a bit less).
 VALIDATOR_EPHEMERAL_STORAGE_MB = 10_240
@@ -382,8 +385,8 @@ class TrainingPipeline(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Driftline {env_name} SageMaker training jobs",
         )
-        artifacts.grant_read(role, "runs/*")
-        artifacts.grant_put(role, "runs/*/sagemaker/*")
+        artifacts.grant_read(role, f"{RUNS_PREFIX}*")
+        artifacts.grant_put(role, f"{RUN_GLOB}{SAGEMAKER_OUTPUT}*")
         key.grant_encrypt_decrypt(role)
         self.image.repository.grant_pull(role)
         stack = Stack.of(self)
@@ -446,7 +449,7 @@ class TrainingPipeline(Construct):
                         "S3OutputPath.$": (
                             "States.Format('s3://"
                             + artifacts.bucket_name
-                            + "/runs/{}/sagemaker/', $.run.id)"
+                            + f"/{run_artifact('{}', SAGEMAKER_OUTPUT)}', $.run.id)"
                         ),
                         "KmsKeyId": key.key_arn,
                     },
@@ -671,6 +674,8 @@ class TrainingPipeline(Construct):
             },
             max_concurrency=PART_CONCURRENCY,
             label="ValidateParts",
+            # Results of the map run, for inspecting it: the merge step reads the part
+            # reports by key instead.
             result_writer_v2=_PartResultsWriter(
                 bucket=multipart.artifacts, prefix=PART_RESULTS_PREFIX
             ),

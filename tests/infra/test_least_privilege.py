@@ -11,10 +11,7 @@ from typing import Any
 
 import pytest
 
-from functions.drift_monitor.baseline import _description_key
-from functions.inference.bundle import bundle_key
-from functions.inference.service import capture_key
-from functions.shared.keys import (
+from pipelines.keys import (
     CARD,
     CONFIG,
     DATASET,
@@ -22,17 +19,20 @@ from functions.shared.keys import (
     MODEL,
     PLOT,
     REGISTERED,
-    model_artifact,
-    run_artifact,
-)
-from pipelines.batches import part_report_key, parts_list_key, pinned_contract_key
-from pipelines.manifests import manifest_key, report_key
-from pipelines.monitoring import (
-    FEEDBACK_REPORT_PREFIX,
+    baseline_description_key,
     baseline_key,
+    bundle_key,
+    capture_key,
     drift_report_keys,
+    feedback_report_key,
     latest_report_key,
-    report_stamp,
+    manifest_key,
+    model_artifact,
+    part_report_key,
+    parts_list_key,
+    pinned_contract_key,
+    report_key,
+    run_artifact,
 )
 from tests.infra.conftest import SynthesizedEnv
 
@@ -60,10 +60,10 @@ WRITES: dict[str, list[str]] = {
         *drift_report_keys(M, NOW),
         latest_report_key(M),
         baseline_key(M, 3),
-        _description_key(M, 3),
+        baseline_description_key(M, 3),
     ],
     "drift_notifier": [],
-    "feedback": [f"{FEEDBACK_REPORT_PREFIX}{M}/{report_stamp(NOW)}.json"],
+    "feedback": [feedback_report_key(M, NOW)],
     "retrain": [],
     "start_run": [],
     "deploy": [bundle_key(M, 3, "ab" * 32)],

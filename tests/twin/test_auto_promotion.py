@@ -19,8 +19,8 @@ import pytest
 from driftline import aws
 from driftline.cli import main
 from driftline.commands import models as models_command
-from functions.shared.keys import REGISTERED, model_artifact
 from functions.shared.registry import ModelRegistry, to_attributes
+from pipelines.keys import REGISTERED, model_artifact
 from tests.twin.conftest import RunningTwin
 from tests.unit.test_models_promote import MODEL, payload, version_item
 

@@ -19,7 +19,8 @@ from moto import mock_aws
 from driftline.cli import main
 from functions.shared.datasets import DatasetRegistry
 from pipelines.contracts import load_contract
-from pipelines.manifests import build_manifest, manifest_key, manifest_sha256, report_key
+from pipelines.keys import manifest_key, report_key
+from pipelines.manifests import build_manifest, manifest_sha256
 from pipelines.validation import validate
 
 pytestmark = pytest.mark.unit

@@ -31,9 +31,10 @@ from threadpoolctl import threadpool_limits
 
 from functions.inference import handler as inference
 from functions.inference import sagemaker_server, service
-from functions.inference.bundle import BundleError, build_bundle, bundle_key
+from functions.inference.bundle import BundleError, build_bundle
 from functions.inference.schema import FeatureSchema, Limits, RequestError, check_rows
 from functions.shared import clients, storage
+from pipelines.keys import bundle_key
 from pipelines.model_config import load_model_config, parse_model_config
 from pipelines.model_io import dump_model, load_model, metadata_for_run
 from pipelines.training import run_training

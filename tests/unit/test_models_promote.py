@@ -17,8 +17,8 @@ from moto import mock_aws
 
 from driftline.cli import main
 from driftline.commands import models as models_command
-from functions.shared.keys import REGISTERED, model_artifact
 from functions.shared.registry import ModelRegistry, to_attributes
+from pipelines.keys import REGISTERED, model_artifact
 
 pytestmark = pytest.mark.unit
 

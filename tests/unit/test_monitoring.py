@@ -11,31 +11,33 @@ import pandas as pd
 import pytest
 
 from pipelines.drift import DriftThresholds, compute_drift
+from pipelines.keys import (
+    capture_day_prefixes,
+    capture_hour_prefixes,
+    drift_report_keys,
+    model_of_capture_key,
+    model_of_feedback_key,
+    request_id_of_capture_key,
+)
 from pipelines.model_config import parse_model_config
 from pipelines.monitoring import (
     CaptureError,
     CaptureRecord,
     FeedbackError,
     FeedbackLabel,
-    capture_day_prefixes,
-    capture_hour_prefixes,
     cooldown_cutoff,
     cooldown_until,
     current_frame,
     drift_alert,
     drift_metrics,
-    drift_report_keys,
     flagged_features,
     join_feedback,
     live_metric_alarm,
     live_metric_names,
     live_metrics,
-    model_of_capture_key,
-    model_of_feedback_key,
     parse_capture,
     parse_feedback,
     prediction_column,
-    request_id_of_capture_key,
     retrain_execution_name,
     select_records,
 )

@@ -27,7 +27,7 @@ from functions.shared.datasets import DatasetRegistry
 from functions.shared.errors import PipelineInputError
 from functions.shared.settings import get_settings
 from functions.validate_part import handler as validate_part
-from pipelines.manifests import manifest_key
+from pipelines.keys import manifest_key
 
 pytestmark = pytest.mark.unit
 

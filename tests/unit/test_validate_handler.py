@@ -28,7 +28,7 @@ from functions.shared import clients
 from functions.shared.datasets import DatasetRegistry
 from functions.shared.settings import get_settings
 from functions.validate import handler as validate_handler
-from pipelines.manifests import dataset_prefix, manifest_key, report_key
+from pipelines.keys import dataset_prefix, manifest_key, report_key
 from pipelines.validation import Limits, validate
 
 pytestmark = pytest.mark.unit
