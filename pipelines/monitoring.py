@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pipelines.metric_names import LIVE_METRIC_NAMES
 from pipelines.model_config import METRICS, FeatureKind, ModelConfig, Task, feature_kind
 
 if TYPE_CHECKING:  # pandas loads only where frames are built (the notifier never needs it)
@@ -39,10 +40,6 @@ if TYPE_CHECKING:  # pandas loads only where frames are built (the notifier neve
 
     from pipelines.drift import DriftReport, DriftThresholds
 
-NAMESPACE = "Driftline"
-# Every model's drift as a multiple of its threshold (see `drift_score`): the one metric the
-# fleet drift alarm watches for models without alarms of their own.
-DRIFT_SCORE_METRIC = "DriftScore"
 MAX_BASELINE_ROWS = 50_000
 MAX_CURRENT_ROWS = 50_000
 # Newest capture objects a check reads: one object per request, so this bounds a check's time
@@ -53,18 +50,6 @@ FEEDBACK_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
 
 _EXECUTION_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
-# CloudWatch metric names of the live (ground-truth) metrics, by registry metric name.
-LIVE_METRIC_NAMES: Mapping[str, str] = {
-    "accuracy": "LiveAccuracy",
-    "f1": "LiveF1",
-    "precision": "LivePrecision",
-    "recall": "LiveRecall",
-    "roc_auc": "LiveRocAuc",
-    "log_loss": "LiveLogLoss",
-    "rmse": "LiveRMSE",
-    "mae": "LiveMAE",
-    "r2": "LiveR2",
-}
 # Always published, whatever the model config lists: the live metrics per task.
 BASE_LIVE_METRICS: Mapping[Task, tuple[str, ...]] = {
     "classification": ("accuracy", "f1"),

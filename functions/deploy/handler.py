@@ -66,7 +66,7 @@ from functions.shared.endpoints import (
 )
 from functions.shared.errors import TransientError, error_code, transient_aws_errors
 from functions.shared.registry import ModelRegistry
-from pipelines.monitoring import NAMESPACE
+from pipelines.metric_names import MODEL_DIMENSION, MODEL_ERRORS, MODEL_VERSION_DIMENSION, NAMESPACE
 
 logger = Logger()
 
@@ -450,10 +450,10 @@ def _model_errors(cloudwatch: Any, model: str, version: int, since: datetime) ->
     with transient_aws_errors(f"reading ModelErrors of {model} v{version}"):
         response = cloudwatch.get_metric_statistics(
             Namespace=NAMESPACE,
-            MetricName="ModelErrors",
+            MetricName=MODEL_ERRORS,
             Dimensions=[
-                {"Name": "Model", "Value": model},
-                {"Name": "ModelVersion", "Value": str(version)},
+                {"Name": MODEL_DIMENSION, "Value": model},
+                {"Name": MODEL_VERSION_DIMENSION, "Value": str(version)},
             ],
             StartTime=since - timedelta(minutes=1),
             EndTime=datetime.now(UTC) + timedelta(minutes=1),

@@ -40,8 +40,18 @@ from pipelines.keys import (
     latest_report_key,
     model_of_capture_key,
 )
+from pipelines.metric_names import (
+    CORRUPT_CAPTURES,
+    DRIFT_SAMPLES,
+    DRIFT_SCORE,
+    DRIFTED_SHARE,
+    FEATURE_DIMENSION,
+    FEATURE_PSI,
+    MAX_FEATURE_PSI,
+    MODEL_DIMENSION,
+    PREDICTION_PSI,
+)
 from pipelines.monitoring import (
-    DRIFT_SCORE_METRIC,
     MAX_CAPTURE_FILES,
     CaptureRecord,
     DriftMetrics,
@@ -254,21 +264,22 @@ def _compare(
 
 def _publish(model: str, metrics: DriftMetrics, *, corrupt: int) -> None:
     values: dict[str, tuple[float, MetricUnit]] = {
-        "DriftSamples": (float(metrics.samples), MetricUnit.Count)
+        DRIFT_SAMPLES: (float(metrics.samples), MetricUnit.Count)
     }
     if corrupt:
-        values["CorruptCaptures"] = (float(corrupt), MetricUnit.Count)
+        values[CORRUPT_CAPTURES] = (float(corrupt), MetricUnit.Count)
     if metrics.sufficient:
         if metrics.max_feature_psi is not None:
-            values["MaxFeaturePSI"] = (metrics.max_feature_psi, MetricUnit.NoUnit)
+            values[MAX_FEATURE_PSI] = (metrics.max_feature_psi, MetricUnit.NoUnit)
         if metrics.drifted_share is not None:
-            values["DriftedShare"] = (metrics.drifted_share, MetricUnit.NoUnit)
+            values[DRIFTED_SHARE] = (metrics.drifted_share, MetricUnit.NoUnit)
         if metrics.prediction_psi is not None:
-            values["PredictionPSI"] = (metrics.prediction_psi, MetricUnit.NoUnit)
+            values[PREDICTION_PSI] = (metrics.prediction_psi, MetricUnit.NoUnit)
         if metrics.drift_score is not None:
-            values[DRIFT_SCORE_METRIC] = (metrics.drift_score, MetricUnit.NoUnit)
-    publish_metrics({"Model": model}, values)
+            values[DRIFT_SCORE] = (metrics.drift_score, MetricUnit.NoUnit)
+    publish_metrics({MODEL_DIMENSION: model}, values)
     for feature, psi in sorted(metrics.feature_psi.items()):
         publish_metrics(
-            {"Model": model, "Feature": feature}, {"FeaturePSI": (psi, MetricUnit.NoUnit)}
+            {MODEL_DIMENSION: model, FEATURE_DIMENSION: feature},
+            {FEATURE_PSI: (psi, MetricUnit.NoUnit)},
         )

@@ -37,9 +37,9 @@ from pipelines.keys import (
     model_of_feedback_key,
     request_id_of_capture_key,
 )
+from pipelines.metric_names import FEEDBACK_SAMPLES, LIVE_METRIC_NAMES
 from pipelines.model_config import ModelConfigError, Task
 from pipelines.monitoring import (
-    LIVE_METRIC_NAMES,
     FeedbackError,
     LiveMetricAlarm,
     iso,
@@ -137,7 +137,7 @@ def run(upload: FeedbackUpload, settings: FeedbackSettings, now: datetime) -> di
     publish_metrics(
         {"Model": model},
         {
-            "FeedbackSamples": (float(graded), MetricUnit.Count),
+            FEEDBACK_SAMPLES: (float(graded), MetricUnit.Count),
             **{
                 LIVE_METRIC_NAMES[name]: (value, MetricUnit.NoUnit)
                 for name, value in values.items()

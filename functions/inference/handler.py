@@ -56,7 +56,15 @@ from functions.inference.service import (
     sampled,
     score,
 )
-from pipelines.monitoring import NAMESPACE
+from pipelines.metric_names import (
+    CAPTURE_FAILURES,
+    MODEL_DIMENSION,
+    MODEL_ERRORS,
+    MODEL_VERSION_DIMENSION,
+    NAMESPACE,
+    PREDICTED_ROWS,
+    REJECTED_REQUESTS,
+)
 
 logger = Logger()
 metrics = Metrics(namespace=NAMESPACE)
@@ -75,7 +83,7 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         path = _raw_path(event) if http else None
         response = _predict(document, path, settings, request_id)
     except RequestError as error:
-        metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=REJECTED_REQUESTS, unit=MetricUnit.Count, value=1)
         logger.info("request refused", extra={"status": error.status, "error": error.to_dict()})
         response = {"status": error.status, "request_id": request_id, "error": error.to_dict()}
     return _http_response(response) if http else response
@@ -90,7 +98,7 @@ def _predict(
         router = get_router(settings)
         target = router.route(model).pick()
         # Only a deployed model becomes a dimension: callers cannot mint metrics by name.
-        metrics.add_dimension(name="Model", value=model)
+        metrics.add_dimension(name=MODEL_DIMENSION, value=model)
         rows = request_rows(document, settings.limits)
         deployed = router.deployed(model, target)
     else:
@@ -110,23 +118,23 @@ def _predict(
             ) from None
     else:
         scored = score(deployed, checked)
-    metrics.add_metric(name="PredictedRows", unit=MetricUnit.Count, value=len(checked))
+    metrics.add_metric(name=PREDICTED_ROWS, unit=MetricUnit.Count, value=len(checked))
     if sampled(settings.capture_sample_rate):
         try:
             capture(settings, deployed, checked, scored, request_id)
         except Exception:  # a lost capture must never cost the caller their prediction
             logger.exception("capture failed")
-            metrics.add_metric(name="CaptureFailures", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=CAPTURE_FAILURES, unit=MetricUnit.Count, value=1)
     return response_document(deployed, checked, scored, request_id)
 
 
 def _count_model_error(deployed: Deployed) -> None:
     """`ModelErrors` per model version: what a canary of that version is judged on."""
     with single_metric(
-        name="ModelErrors", unit=MetricUnit.Count, value=1, namespace=NAMESPACE
+        name=MODEL_ERRORS, unit=MetricUnit.Count, value=1, namespace=NAMESPACE
     ) as metric:
-        metric.add_dimension(name="Model", value=deployed.model)
-        metric.add_dimension(name="ModelVersion", value=str(deployed.version))
+        metric.add_dimension(name=MODEL_DIMENSION, value=deployed.model)
+        metric.add_dimension(name=MODEL_VERSION_DIMENSION, value=str(deployed.version))
 
 
 def _is_function_url_event(event: Any) -> bool:

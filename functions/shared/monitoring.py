@@ -33,14 +33,8 @@ from functions.shared.datasets import DatasetRegistry
 from functions.shared.endpoints import EndpointRegistry
 from functions.shared.errors import error_code, transient_aws_errors
 from functions.shared.registry import ModelRegistry, from_attributes, to_attributes
-from pipelines.monitoring import (
-    NAMESPACE,
-    CaptureError,
-    CaptureRecord,
-    cooldown_cutoff,
-    iso,
-    parse_capture,
-)
+from pipelines.metric_names import NAMESPACE
+from pipelines.monitoring import CaptureError, CaptureRecord, cooldown_cutoff, iso, parse_capture
 
 if TYPE_CHECKING:
     from pipelines.drift import DriftThresholds

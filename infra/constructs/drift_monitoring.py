@@ -49,9 +49,16 @@ from infra.constructs.artifact_access import MONITORING_ACCESS
 from infra.constructs.functions import DriftlineFunction
 from infra.constructs.registry_tables import RegistryTableSet
 from infra.constructs.undelivered import UndeliveredEvents
-from pipelines.keys import CAPTURE_PREFIX, FEEDBACK_PREFIX, MODEL_CONFIGS_PREFIX
+from pipelines.keys import CAPTURE_PREFIX, FEEDBACK_PREFIX, MODEL_CONFIGS_PREFIX, latest_report_key
+from pipelines.metric_names import (
+    DRIFT_SCORE,
+    DRIFTED_SHARE,
+    MAX_FEATURE_PSI,
+    NAMESPACE,
+    PREDICTION_PSI,
+)
 from pipelines.model_config import ModelConfigError, load_model_config
-from pipelines.monitoring import DRIFT_SCORE_METRIC, NAMESPACE, LiveMetricAlarm, live_metric_alarm
+from pipelines.monitoring import LiveMetricAlarm, live_metric_alarm
 
 DRIFT_WINDOW_MINUTES = 60
 CAPTURE_CHECK_INTERVAL_SECONDS = 60
@@ -326,7 +333,7 @@ class DriftMonitoring(Construct):
         where = f" WHERE{excluded.removeprefix(' AND')}" if excluded else ""
         period_s = int(self.check_period.to_seconds())
         # Model names are checked in the Serving stack (letters, digits, _.-): no quoting issue.
-        statement = f'SELECT MAX({DRIFT_SCORE_METRIC}) FROM SCHEMA("{NAMESPACE}", Model)'  # noqa: S608
+        statement = f'SELECT MAX({DRIFT_SCORE}) FROM SCHEMA("{NAMESPACE}", Model)'  # noqa: S608
         query = cloudwatch.MathExpression(
             expression=f"{statement}{where} GROUP BY Model",
             period=self.check_period,
@@ -507,17 +514,17 @@ class DriftMonitoring(Construct):
             )
 
         feature_psi = drift_alarm(
-            "FeaturePsiAlarm", "MaxFeaturePSI", self.thresholds.psi, "a feature's PSI"
+            "FeaturePsiAlarm", MAX_FEATURE_PSI, self.thresholds.psi, "a feature's PSI"
         )
         drifted_share = drift_alarm(
             "DriftedShareAlarm",
-            "DriftedShare",
+            DRIFTED_SHARE,
             self.thresholds.drifted_share,
             "share of drifted features",
         )
         prediction_psi = drift_alarm(
             "PredictionPsiAlarm",
-            "PredictionPSI",
+            PREDICTION_PSI,
             self.thresholds.prediction_psi,
             "the prediction's PSI",
         )
@@ -526,7 +533,7 @@ class DriftMonitoring(Construct):
             "DriftAlarm",
             alarm_description=(
                 f"{name} drifted: a feature's PSI, the drifted share or the prediction's PSI "
-                f"is over its threshold; see reports/drift/{name}/latest.json"
+                f"is over its threshold; see {latest_report_key(name)}"
             ),
             alarm_rule=cloudwatch.AlarmRule.any_of(feature_psi, drifted_share, prediction_psi),
         )

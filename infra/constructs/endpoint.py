@@ -42,7 +42,7 @@ from constructs import Construct
 from infra.constructs.functions import DriftlineFunction
 from infra.nag import PatternAcknowledgement, acknowledge
 from pipelines.keys import CAPTURE_PREFIX, MODELS_PREFIX, SERVING_GLOB
-from pipelines.monitoring import NAMESPACE
+from pipelines.metric_names import MODEL_ERRORS, NAMESPACE
 
 LIVE_ALIAS = "live"
 # How stale a warm shared endpoint's view of a model's route may be, and how many models one
@@ -312,7 +312,7 @@ class SharedEndpoint(Construct):
         # One alarm for every model on this endpoint, a contributor per model: a model that
         # fails to score pages on-call without counting against the shared function's code.
         # Not a CodeDeploy alarm: model versions are canaried by the deploy step instead.
-        statement = f'SELECT SUM(ModelErrors) FROM SCHEMA("{NAMESPACE}", Model, ModelVersion)'  # noqa: S608 (constants only)
+        statement = f'SELECT SUM({MODEL_ERRORS}) FROM SCHEMA("{NAMESPACE}", Model, ModelVersion)'  # noqa: S608 (constants only)
         self.model_errors_alarm = cloudwatch.MathExpression(
             expression=f"{statement} GROUP BY Model",
             period=Duration.minutes(1),

@@ -22,7 +22,18 @@ from constructs import Construct
 
 from infra.constructs.drift_monitoring import DriftMonitoring, construct_name
 from infra.constructs.undelivered import at_least_one
-from pipelines.monitoring import DRIFT_SCORE_METRIC, NAMESPACE
+from pipelines.metric_names import (
+    CORRUPT_CAPTURES,
+    DRIFT_SAMPLES,
+    DRIFT_SCORE,
+    DRIFTED_SHARE,
+    FEATURE_PSI,
+    FEEDBACK_SAMPLES,
+    MAX_FEATURE_PSI,
+    MODEL_ERRORS,
+    NAMESPACE,
+    PREDICTION_PSI,
+)
 
 OPERATIONS_PERIOD = Duration.minutes(5)
 
@@ -111,7 +122,7 @@ def dashboard_rows(
     check = drift.check_period
     for model, model_alarms in drift.model_alarms.items():
         search = (
-            f'SEARCH(\'{{{NAMESPACE},Feature,Model}} MetricName="FeaturePSI" '
+            f'SEARCH(\'{{{NAMESPACE},Feature,Model}} MetricName="{FEATURE_PSI}" '
             f"Model=\"{model}\"', 'Maximum', {int(check.to_seconds())})"
         )
         live_metrics: list[cloudwatch.IMetric] = []
@@ -124,10 +135,10 @@ def dashboard_rows(
                 cloudwatch.GraphWidget(
                     title=f"Drift: {model}",
                     left=[
-                        drift.drift_metric(model, "MaxFeaturePSI"),
-                        drift.drift_metric(model, "PredictionPSI"),
+                        drift.drift_metric(model, MAX_FEATURE_PSI),
+                        drift.drift_metric(model, PREDICTION_PSI),
                     ],
-                    right=[drift.drift_metric(model, "DriftedShare")],
+                    right=[drift.drift_metric(model, DRIFTED_SHARE)],
                     left_annotations=[
                         cloudwatch.HorizontalAnnotation(value=thresholds.psi, label="PSI threshold")
                     ],
@@ -156,10 +167,10 @@ def dashboard_rows(
                 cloudwatch.GraphWidget(
                     title=f"Samples and live metrics: {model}",
                     left=[
-                        drift.drift_metric(model, "DriftSamples"),
+                        drift.drift_metric(model, DRIFT_SAMPLES),
                         cloudwatch.Metric(
                             namespace=NAMESPACE,
-                            metric_name="FeedbackSamples",
+                            metric_name=FEEDBACK_SAMPLES,
                             dimensions_map={"Model": model},
                             statistic="Sum",
                             period=check,
@@ -167,7 +178,7 @@ def dashboard_rows(
                         # Capture lines the drift monitor could not read (skipped, counted).
                         cloudwatch.Metric(
                             namespace=NAMESPACE,
-                            metric_name="CorruptCaptures",
+                            metric_name=CORRUPT_CAPTURES,
                             dimensions_map={"Model": model},
                             statistic="Sum",
                             period=check,
@@ -186,7 +197,7 @@ def dashboard_rows(
                 left=[
                     cloudwatch.MathExpression(
                         expression=(
-                            f"SEARCH('{{{NAMESPACE},Model}} MetricName=\"{DRIFT_SCORE_METRIC}\"', "
+                            f"SEARCH('{{{NAMESPACE},Model}} MetricName=\"{DRIFT_SCORE}\"', "
                             f"'Maximum', {int(check.to_seconds())})"
                         ),
                         using_metrics={},
@@ -203,7 +214,7 @@ def dashboard_rows(
                     cloudwatch.MathExpression(
                         expression=(
                             f"SEARCH('{{{NAMESPACE},Model,ModelVersion}} "
-                            "MetricName=\"ModelErrors\"', 'Sum', 60)"
+                            f"MetricName=\"{MODEL_ERRORS}\"', 'Sum', 60)"
                         ),
                         using_metrics={},
                         label="",
