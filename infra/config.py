@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipelines.drift_thresholds import DEFAULT_THRESHOLDS, DriftThresholdConfig
+
 ENV_NAMES: tuple[str, ...] = ("local", "dev", "staging", "prod")
 CONTEXT_KEY = "driftline"
 LOCAL_ACCOUNT = "000000000000"
@@ -91,16 +93,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class DriftThresholds(_Strict):
-    """Effect-size thresholds: at large n p-values flag negligible shifts, so verdicts use these."""
-
-    psi: float = Field(default=0.2, gt=0)
-    ks_statistic: float = Field(default=0.1, gt=0, le=1)
-    drifted_share: float = Field(default=0.3, gt=0, le=1)
-    prediction_psi: float = Field(default=0.2, gt=0)
-    min_samples: int = Field(default=200, ge=1)
-
-
 class Schedules(_Strict):
     """Rate expressions in minutes/hours; None switches a schedule off."""
 
@@ -123,7 +115,7 @@ class EnvConfig(_Strict):
     serving_backend: ServingBackend = ServingBackend.LAMBDA
     approval_policy: ApprovalPolicy = ApprovalPolicy.AUTOMATIC
     deployment_strategy: DeploymentStrategy = DeploymentStrategy.ALL_AT_ONCE
-    thresholds: DriftThresholds = DriftThresholds()
+    thresholds: DriftThresholdConfig = DEFAULT_THRESHOLDS
     schedules: Schedules = Schedules()
     # Concurrent executions reserved for (and capping) each inference function, dedicated and
     # shared; None reserves nothing (an account at Lambda's initial quota of 10 cannot reserve).

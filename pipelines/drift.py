@@ -62,6 +62,8 @@ from scipy.spatial.distance import jensenshannon
 from scipy.special import chdtrc
 from scipy.stats import kstwo
 
+from pipelines.drift_thresholds import DEFAULT_THRESHOLDS
+
 Kind = Literal["numeric", "categorical"]
 Status = Literal["drift", "no_drift", "insufficient_data"]
 Verdict = Literal["drift", "no_drift", "insufficient_data"]
@@ -85,7 +87,7 @@ class DriftInputError(ValueError):
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    """Effect-size thresholds; the first five mirror ``infra.config.DriftThresholds`` by name.
+    """Effect-size thresholds; the first five are an env's (``pipelines.drift_thresholds``).
 
     ``wasserstein_normalized`` defaults to 0.25 reference standard deviations, which is where a
     pure location shift of a normal reaches the KS threshold of 0.1; it adds sensitivity to
@@ -93,11 +95,11 @@ class DriftThresholds:
     Benjamini-Hochberg false-discovery rate across the report's features.
     """
 
-    psi: float = 0.2
-    ks_statistic: float = 0.1
-    drifted_share: float = 0.3
-    prediction_psi: float = 0.2
-    min_samples: int = 200
+    psi: float = DEFAULT_THRESHOLDS.psi
+    ks_statistic: float = DEFAULT_THRESHOLDS.ks_statistic
+    drifted_share: float = DEFAULT_THRESHOLDS.drifted_share
+    prediction_psi: float = DEFAULT_THRESHOLDS.prediction_psi
+    min_samples: int = DEFAULT_THRESHOLDS.min_samples
     wasserstein_normalized: float = 0.25
     significance: float = 0.05
 

@@ -37,7 +37,6 @@ version of a model has nothing to protect and goes live at once.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from functions.shared import storage
 from functions.shared.clients import client
@@ -66,6 +65,7 @@ from functions.shared.endpoints import (
 )
 from functions.shared.errors import TransientError, error_code, transient_aws_errors
 from functions.shared.registry import ModelRegistry
+from functions.shared.settings import FunctionSettings, load_settings
 from pipelines.metric_names import MODEL_DIMENSION, MODEL_ERRORS, MODEL_VERSION_DIMENSION, NAMESPACE
 
 logger = Logger()
@@ -115,17 +115,22 @@ class DeployInputError(ValueError):
     """The event does not name a model version."""
 
 
-class DeploySettings(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    env: str = Field(min_length=1)
+class DeploySettings(FunctionSettings):
     artifacts_bucket: str = Field(min_length=3)
     models_table: str = Field(min_length=1)
     endpoints_table: str = Field(min_length=1)
-    endpoints: dict[str, EndpointTarget]
+    # DRIFTLINE_ENDPOINTS: JSON model -> its dedicated endpoint (see parse_endpoint_targets).
+    endpoints: dict[str, EndpointTarget] = Field(default_factory=dict)
     shared_endpoint: str | None = None
     deployment_strategy: Strategy
-    alias_shift: Literal["codedeploy", "direct"]
+    alias_shift: Literal["codedeploy", "direct"] = "codedeploy"
+
+    @field_validator("endpoints", mode="before")
+    @classmethod
+    def _endpoint_targets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_endpoint_targets(value, source="the value")
+        return value
 
     @field_validator("alias_shift")
     @classmethod
@@ -137,42 +142,10 @@ class DeploySettings(BaseModel):
             )
         return value
 
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> DeploySettings:
-        names = (
-            "ENV",
-            "ARTIFACTS_BUCKET",
-            "MODELS_TABLE",
-            "ENDPOINTS_TABLE",
-            "DEPLOYMENT_STRATEGY",
-            "ALIAS_SHIFT",
-            "SHARED_ENDPOINT",
-        )
-        values: dict[str, Any] = {
-            name.lower(): environ[f"DRIFTLINE_{name}"]
-            for name in names
-            if f"DRIFTLINE_{name}" in environ
-        }
-        values.setdefault("alias_shift", "codedeploy")
-        try:
-            values["endpoints"] = parse_endpoint_targets(
-                environ.get("DRIFTLINE_ENDPOINTS", "{}"), source="DRIFTLINE_ENDPOINTS"
-            )
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            variable = "DRIFTLINE_" + str(first["loc"][0]).upper() if first["loc"] else "?"
-            problem = (
-                "is not set"
-                if first["type"] == "missing"
-                else str(first["msg"]).removeprefix("Value error, ")
-            )
-            raise ValueError(f"environment variable {variable}: {problem}") from None
-
 
 @cache
 def get_settings() -> DeploySettings:
-    return DeploySettings.from_environ(os.environ)
+    return load_settings(DeploySettings)
 
 
 @dataclass(frozen=True)

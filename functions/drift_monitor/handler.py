@@ -17,22 +17,21 @@ from typing import TYPE_CHECKING, Any, Literal
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from functions.drift_monitor.baseline import Baseline, BaselineError, load_baseline
 from functions.shared import storage
 from functions.shared.monitoring import (
-    DriftMonitorSettings,
     claim_drift_check,
     deployed_models,
     deployed_version,
-    drift_monitor_settings,
     list_objects,
     model_version_record,
     publish_metrics,
     read_captures,
     record_drift_check,
 )
+from functions.shared.settings import DriftMonitorSettings, drift_monitor_settings, parse_event
 from functions.shared.state import json_safe
 from pipelines.keys import (
     capture_hour_prefixes,
@@ -83,12 +82,7 @@ class DriftCheckError(RuntimeError):
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        request = MonitorRequest.model_validate(event)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "<event>"
-        raise ValueError(f"drift monitor input field '{where}': {first['msg']}") from None
+    request = parse_event(MonitorRequest, event, what="drift monitor input")
     return run(request, drift_monitor_settings(), datetime.now(UTC))
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.shared import storage
-from functions.shared.monitoring import notifier_settings, notify
+from functions.shared.monitoring import notify
+from functions.shared.settings import notifier_settings, parse_event
 from pipelines.keys import latest_report_key
 from pipelines.monitoring import drift_alert
 
@@ -35,12 +36,7 @@ class AlarmChange(BaseModel):
 
 @logger.inject_lambda_context(log_event=True, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        change = AlarmChange.model_validate(event)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "<event>"
-        raise ValueError(f"drift notifier input field '{where}': {first['msg']}") from None
+    change = parse_event(AlarmChange, event, what="drift notifier input")
     return run(change)
 
 

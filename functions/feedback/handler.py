@@ -17,19 +17,18 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.shared import storage
 from functions.shared.configs import resolve_model_config
 from functions.shared.monitoring import (
-    FeedbackSettings,
-    feedback_settings,
     list_objects,
     notify,
     publish_metrics,
     read_captures,
     serving_version_record,
 )
+from functions.shared.settings import FeedbackSettings, feedback_settings, parse_event
 from functions.shared.state import json_safe
 from pipelines.keys import (
     capture_day_prefixes,
@@ -79,12 +78,7 @@ class FeedbackUpload(BaseModel):
 
 @logger.inject_lambda_context(log_event=True, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        upload = FeedbackUpload.model_validate(event)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "<event>"
-        raise ValueError(f"feedback event field '{where}': {first['msg']}") from None
+    upload = parse_event(FeedbackUpload, event, what="feedback event")
     return run(upload, feedback_settings(), datetime.now(UTC))
 
 

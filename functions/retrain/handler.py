@@ -16,19 +16,18 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.shared.clients import client
 from functions.shared.errors import error_code, transient_aws_errors
 from functions.shared.monitoring import (
-    RetrainSettings,
     claim_retrain,
     last_retrain_started,
     latest_accepted_dataset,
     notify,
     release_retrain,
-    retrain_settings,
 )
+from functions.shared.settings import RetrainSettings, parse_event, retrain_settings
 from pipelines.monitoring import cooldown_until, iso, retrain_execution_name
 
 logger = Logger()
@@ -47,12 +46,7 @@ class RetrainRequest(BaseModel):
 
 @logger.inject_lambda_context(log_event=True, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        request = RetrainRequest.model_validate(event)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "<event>"
-        raise ValueError(f"retrain input field '{where}': {first['msg']}") from None
+    request = parse_event(RetrainRequest, event, what="retrain input")
     logger.append_keys(model=request.model, cause=request.cause)
     return run(request, retrain_settings(), datetime.now(UTC))
 

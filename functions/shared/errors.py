@@ -7,6 +7,27 @@ from contextlib import contextmanager
 
 from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
+SETTINGS_PREFIX = "DRIFTLINE_"
+
+
+def setting_variable(field: str) -> str:
+    """The environment variable of settings field `field`: DRIFTLINE_<FIELD>."""
+    return SETTINGS_PREFIX + field.upper()
+
+
+class SettingsError(RuntimeError):
+    """The function's environment is incomplete or wrong (a deployment bug): one line naming
+    the variable (`functions/shared/settings.py` reads every function's settings)."""
+
+    @classmethod
+    def missing(cls, field: str) -> SettingsError:
+        return cls(f"environment variable {setting_variable(field)} is not set")
+
+    @classmethod
+    def invalid(cls, field: str, problem: str) -> SettingsError:
+        return cls(f"environment variable {setting_variable(field)}: {problem}")
+
+
 # Error codes AWS returns for conditions that go away on their own. botocore's standard retry
 # mode already retries these a few times; when it gives up, the state machine's longer backoff
 # (it retries errors named `TransientError`) gets another go before the run is failed.

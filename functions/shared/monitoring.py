@@ -12,20 +12,17 @@ notifier and the retrainer start fast.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from functions.shared import storage
 from functions.shared.clients import client
@@ -36,106 +33,7 @@ from functions.shared.registry import ModelRegistry, from_attributes, to_attribu
 from pipelines.metric_names import NAMESPACE
 from pipelines.monitoring import CaptureError, CaptureRecord, cooldown_cutoff, iso, parse_capture
 
-if TYPE_CHECKING:
-    from pipelines.drift import DriftThresholds
-
-PREFIX = "DRIFTLINE_"
 READ_WORKERS = 16
-
-
-class SettingsError(RuntimeError):
-    """The function's environment is incomplete or wrong (a deployment bug)."""
-
-
-class _Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    env: str = Field(min_length=1)
-    artifacts_bucket: str = Field(min_length=3)
-    alerts_topic_arn: str = Field(min_length=1)
-
-
-SettingsT = TypeVar("SettingsT", bound=_Settings)
-
-
-def settings_from(model: type[SettingsT], environ: Mapping[str, str]) -> SettingsT:
-    """`DRIFTLINE_<FIELD>` variables → the model, or one line naming the bad variable."""
-    values = {
-        name: environ[PREFIX + name.upper()]
-        for name in model.model_fields
-        if PREFIX + name.upper() in environ
-    }
-    try:
-        return model.model_validate(values)
-    except ValidationError as error:
-        first = error.errors()[0]
-        variable = PREFIX + str(first["loc"][0]).upper() if first["loc"] else PREFIX + "*"
-        problem = "is not set" if first["type"] == "missing" else first["msg"]
-        raise SettingsError(f"environment variable {variable} {problem}") from None
-
-
-class DriftMonitorSettings(_Settings):
-    models_table: str = Field(min_length=1)
-    endpoints_table: str = Field(min_length=1)
-    runs_table: str = Field(min_length=1)
-    drift_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
-    capture_check_interval_seconds: int = Field(default=60, ge=0)
-    psi: float = Field(default=0.2, gt=0)
-    ks_statistic: float = Field(default=0.1, gt=0, le=1)
-    drifted_share: float = Field(default=0.3, gt=0, le=1)
-    prediction_psi: float = Field(default=0.2, gt=0)
-    min_samples: int = Field(default=200, ge=1)
-
-    def thresholds(self) -> DriftThresholds:
-        from pipelines.drift import DriftThresholds
-
-        return DriftThresholds(
-            psi=self.psi,
-            ks_statistic=self.ks_statistic,
-            drifted_share=self.drifted_share,
-            prediction_psi=self.prediction_psi,
-            min_samples=self.min_samples,
-        )
-
-
-class NotifierSettings(_Settings):
-    pass
-
-
-class FeedbackSettings(_Settings):
-    datasets_bucket: str = Field(min_length=3)
-    models_table: str = Field(min_length=1)
-    endpoints_table: str = Field(min_length=1)
-    feedback_min_samples: int = Field(default=30, ge=1)
-    feedback_lookback_days: int = Field(default=7, ge=1, le=90)
-
-
-class RetrainSettings(_Settings):
-    datasets_bucket: str = Field(min_length=3)
-    datasets_table: str = Field(min_length=1)
-    runs_table: str = Field(min_length=1)
-    state_machine_arn: str = Field(min_length=1)
-    retrain_cooldown_hours: float = Field(default=6, ge=0)
-
-
-@cache
-def drift_monitor_settings() -> DriftMonitorSettings:
-    return settings_from(DriftMonitorSettings, os.environ)
-
-
-@cache
-def notifier_settings() -> NotifierSettings:
-    return settings_from(NotifierSettings, os.environ)
-
-
-@cache
-def feedback_settings() -> FeedbackSettings:
-    return settings_from(FeedbackSettings, os.environ)
-
-
-@cache
-def retrain_settings() -> RetrainSettings:
-    return settings_from(RetrainSettings, os.environ)
 
 
 # --------------------------------------------------------------------------- metrics

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from functions.shared.errors import PipelineInputError
+from functions.shared.settings import first_problem
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 RUN_ID_PATTERN = r"^[^/\s]{1,80}$"
@@ -169,10 +170,10 @@ def parse_state(model: type[StateT], event: Mapping[str, Any]) -> StateT:
     try:
         return model.model_validate(event)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "<state>"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise PipelineInputError(f"state field $.{where}: {first['msg']}{more}") from None
+        problem = first_problem(exc)
+        more = f" (and {problem.more} more)" if problem.more else ""
+        where = problem.where or "<state>"
+        raise PipelineInputError(f"state field $.{where}: {problem.message}{more}") from None
 
 
 def utc_now() -> str:

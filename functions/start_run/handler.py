@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -11,21 +10,11 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
 
+from functions.shared.settings import start_run_settings
 from pipelines.uploads import DatasetUpload, IgnoredUpload, parse_upload
 
 logger = Logger(service="driftline")
-
-
-class StartRunSettings(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    state_machine_arn: str
-
-
-@cache
-def settings() -> StartRunSettings:
-    return StartRunSettings(state_machine_arn=os.environ["DRIFTLINE_STATE_MACHINE_ARN"])
 
 
 @cache
@@ -47,7 +36,7 @@ def start(upload: DatasetUpload, *, trigger: str) -> dict[str, Any]:
     client = stepfunctions()
     try:
         response = client.start_execution(
-            stateMachineArn=settings().state_machine_arn,
+            stateMachineArn=start_run_settings().state_machine_arn,
             name=upload.execution_name,
             input=json.dumps(upload.to_input(trigger=trigger, requested_at=requested_at)),
         )

@@ -44,11 +44,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import DriftThresholds, Schedules
+from infra.config import Schedules
 from infra.constructs.artifact_access import MONITORING_ACCESS
 from infra.constructs.functions import DriftlineFunction
 from infra.constructs.registry_tables import RegistryTableSet
 from infra.constructs.undelivered import UndeliveredEvents
+from pipelines.drift_thresholds import DriftThresholdConfig
 from pipelines.keys import CAPTURE_PREFIX, FEEDBACK_PREFIX, MODEL_CONFIGS_PREFIX, latest_report_key
 from pipelines.metric_names import (
     DRIFT_SCORE,
@@ -143,7 +144,7 @@ class DriftMonitoring(Construct):
         *,
         resources: MonitoringResources,
         models: Sequence[MonitoredModel],
-        thresholds: DriftThresholds,
+        thresholds: DriftThresholdConfig,
         schedules: Schedules,
         env_name: str,
         log_retention: logs.RetentionDays,
@@ -362,7 +363,7 @@ class DriftMonitoring(Construct):
     def _functions(
         self,
         resources: MonitoringResources,
-        thresholds: DriftThresholds,
+        thresholds: DriftThresholdConfig,
         schedules: Schedules,
         env_name: str,
         log_retention: logs.RetentionDays,

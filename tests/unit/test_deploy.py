@@ -49,6 +49,7 @@ from functions.shared.endpoints import (
     rollback,
 )
 from functions.shared.registry import ModelRegistry, RegistryError
+from functions.shared.settings import SettingsError, load_settings
 from pipelines.model_config import parse_model_config
 from pipelines.model_io import dump_model, metadata_for_run
 from pipelines.training import run_training
@@ -203,7 +204,8 @@ def world(account: Account, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     lambda_.create_alias(FunctionName=FUNCTION, Name="live", FunctionVersion=bootstrap)
     dynamodb = clients.client("dynamodb")
     _table(dynamodb, ENDPOINTS)
-    settings = DeploySettings.from_environ(
+    settings = load_settings(
+        DeploySettings,
         {
             "DRIFTLINE_ENV": "local",
             "DRIFTLINE_ARTIFACTS_BUCKET": ARTIFACTS,
@@ -212,7 +214,7 @@ def world(account: Account, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             "DRIFTLINE_ENDPOINTS": endpoints_json(),
             "DRIFTLINE_DEPLOYMENT_STRATEGY": "AllAtOnce",
             "DRIFTLINE_ALIAS_SHIFT": "direct",
-        }
+        },
     )
     yield World(settings, Clients.default(), lambda_, settings.endpoints[MODEL])
     lambda_.delete_function(FunctionName=FUNCTION)
@@ -418,10 +420,11 @@ def test_a_canary_is_never_skipped_when_codedeploy_is_unavailable(world: World) 
 
 def test_direct_shifts_with_a_canary_strategy_are_a_settings_error() -> None:
     with pytest.raises(
-        ValueError,
+        SettingsError,
         match=r"DRIFTLINE_ALIAS_SHIFT: direct alias shifts skip the Canary10Percent5Minutes",
     ):
-        DeploySettings.from_environ(
+        load_settings(
+            DeploySettings,
             {
                 "DRIFTLINE_ENV": "prod",
                 "DRIFTLINE_ARTIFACTS_BUCKET": ARTIFACTS,
@@ -430,7 +433,7 @@ def test_direct_shifts_with_a_canary_strategy_are_a_settings_error() -> None:
                 "DRIFTLINE_ENDPOINTS": endpoints_json(),
                 "DRIFTLINE_DEPLOYMENT_STRATEGY": "Canary10Percent5Minutes",
                 "DRIFTLINE_ALIAS_SHIFT": "direct",
-            }
+            },
         )
 
 
@@ -698,7 +701,7 @@ def _shared_router(world: World) -> Any:
             "DRIFTLINE_ARTIFACTS_BUCKET": ARTIFACTS,
             "DRIFTLINE_ENDPOINTS_TABLE": ENDPOINTS,
             "DRIFTLINE_ROUTE_TTL_SECONDS": "0",
-        }
+        },
     )
     return Router(
         settings,

@@ -435,7 +435,9 @@ def test_an_endpoint_without_a_deployed_model_answers_503(
 
 def test_a_bad_setting_is_one_line_naming_the_variable(env: Callable[..., None]) -> None:
     env(EXTRA_FEATURES="drop")
-    with pytest.raises(service.SettingsError, match=r"DRIFTLINE_EXTRA_FEATURES='drop'"):
+    with pytest.raises(
+        service.SettingsError, match=r"DRIFTLINE_EXTRA_FEATURES: 'drop' must be ignore or reject"
+    ):
         service.get_settings()
     env(CAPTURE_SAMPLE_RATE="1.5")
     with pytest.raises(service.SettingsError, match=r"outside \[0, 1\]"):

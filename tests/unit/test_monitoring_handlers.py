@@ -27,7 +27,8 @@ from functions.drift_monitor import handler as drift_monitor
 from functions.drift_notifier import handler as drift_notifier
 from functions.feedback import handler as feedback
 from functions.retrain import handler as retrain
-from functions.shared import clients, monitoring
+from functions.shared import clients
+from functions.shared import settings as settings_module
 from functions.shared.datasets import DatasetRegistry
 from functions.shared.endpoints import EndpointRegistry
 from functions.shared.registry import ModelRegistry
@@ -168,10 +169,10 @@ def _module_clients() -> Iterator[None]:
 def _forget() -> None:
     baseline.reset()
     for settings in (
-        monitoring.drift_monitor_settings,
-        monitoring.notifier_settings,
-        monitoring.feedback_settings,
-        monitoring.retrain_settings,
+        settings_module.drift_monitor_settings,
+        settings_module.notifier_settings,
+        settings_module.feedback_settings,
+        settings_module.retrain_settings,
     ):
         settings.cache_clear()
 
@@ -502,8 +503,8 @@ def test_an_unusable_event_or_environment_is_one_line_naming_what(
     with pytest.raises(ValueError, match="drift monitor input field 'trigger'"):
         drift_monitor.handler({"trigger": "hourly"}, CONTEXT)
     monkeypatch.delenv("DRIFTLINE_ENDPOINTS_TABLE")
-    monitoring.drift_monitor_settings.cache_clear()
-    with pytest.raises(monitoring.SettingsError, match="DRIFTLINE_ENDPOINTS_TABLE is not set"):
+    settings_module.drift_monitor_settings.cache_clear()
+    with pytest.raises(settings_module.SettingsError, match="DRIFTLINE_ENDPOINTS_TABLE is not set"):
         drift_monitor.handler({"trigger": "schedule"}, CONTEXT)
 
 
@@ -725,11 +726,11 @@ def test_a_failed_start_gives_the_cooldown_slot_back(
 ) -> None:
     accept_dataset()
     monkeypatch.setenv("DRIFTLINE_STATE_MACHINE_ARN", STATE_MACHINE_ARN + "-missing")
-    monitoring.retrain_settings.cache_clear()
+    settings_module.retrain_settings.cache_clear()
     with pytest.raises(Exception, match=r"StateMachineDoesNotExist|does not exist"):
         retrain.handler(drift_alarm_event(), CONTEXT)
     monkeypatch.setenv("DRIFTLINE_STATE_MACHINE_ARN", STATE_MACHINE_ARN)
-    monitoring.retrain_settings.cache_clear()
+    settings_module.retrain_settings.cache_clear()
 
     result = retrain.handler(drift_alarm_event(), CONTEXT)
 
