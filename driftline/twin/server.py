@@ -96,6 +96,20 @@ def _guarded_moto_server(port: int) -> Any:
     return GuardedMotoServer(ip_address=HOST, port=port, verbose=False)
 
 
+def _fresh_moto_state() -> None:
+    """Forget every resource an earlier twin of this process created.
+
+    moto keeps its backends in module globals, so without this a second twin in one process
+    (the test suite starts one per module) would find the first one's stacks, functions,
+    alarms and registries, including Function URLs that name the first twin's port.
+    """
+    from moto.core.base_backend import BackendDict
+    from moto.core.model_instances import reset_model_data
+
+    BackendDict.reset()
+    reset_model_data()
+
+
 class Twin:
     """One moto server with the adapters, serving the assembly in `state_dir/cdk.out`."""
 
@@ -128,6 +142,7 @@ class Twin:
             }
         )
         _quiet_moto()
+        _fresh_moto_state()
         from driftline.twin.adapters import install_adapters
 
         server = _guarded_moto_server(self.port)

@@ -122,7 +122,7 @@ def deployment_outcome(state: OutcomeState) -> tuple[str, str] | None:
         return None
     registered, deployment = state.registered, state.deployment or {}
     if deployment.get("status") in ("Succeeded", "AlreadyLive"):
-        endpoint = deployment.get("endpoint") or "its own"
+        endpoint = deployment.get("endpoint") or "its dedicated"
         return (
             "Deployed",
             f"{registered.model} v{registered.version} serves on the {endpoint} endpoint",
