@@ -1,12 +1,13 @@
 """`driftline models promote --auto --from staging --to prod`: soak, then promote, wait or hold.
 
-For each model of the source env, its champion (newest Approved version) is judged by
-`pipelines.promotion.decide` against the source env's CloudWatch alarms and their history over the
-soak window. A version judged `promote` is copied into the target env exactly as an explicit
-`models promote` copies it, arriving in the status the target env's `approval_policy` gives it
-(Approved under `automatic`; PendingApproval under `manual`, for `driftline models approve --env
-prod`). Both registries record it: the target version carries `promoted_from`, `promoted_by` and
-`promotion` (mode, soak, reason); the source version carries `promotions.<target env>`.
+For each model of the source env, its champion (the Approved version its endpoint serves) is
+judged by `pipelines.promotion.decide` against the source env's CloudWatch alarms and their
+history over the soak window. A version judged `promote` is copied into the target env exactly
+as an explicit `models promote` copies it, arriving in the status the target env's
+`approval_policy` gives it (Approved under `automatic`; PendingApproval under `manual`, for
+`driftline models approve --env prod`). Both registries record it: the target version carries
+`promoted_from`, `promoted_by` and `promotion` (mode, soak, reason); the source version carries
+`promotions.<target env>`.
 
 The delivery account runs it on a schedule (see README, "Deliver to production"); it is
 idempotent: a version already promoted is reported `done`.
@@ -207,12 +208,12 @@ def alarm_history(cloudwatch: Any, start: datetime, end: datetime) -> Iterator[A
 
 
 def champion_candidate(source: Any, target: Any, model: str, source_env: str) -> Candidate | None:
-    versions = list(source.registry.versions(model))
-    champion = next((v for v in versions if v.get("status") == "Approved"), None)
-    if champion is None:
+    served = source.served(model)
+    champion = source.registry.get_version(model, served[0]) if served is not None else None
+    if served is None or champion is None or champion.get("status") != "Approved":
         return None
     version = int(champion["version"])
-    live_since = _parse_time(str(champion.get("decided_at") or champion.get("created_at") or ""))
+    live_since = _parse_time(str(served[1] or ""))  # when its endpoint started serving it
     already = models_command.promoted_version(target.registry, model, source_env, version)
     return Candidate(model, version, live_since, already)
 

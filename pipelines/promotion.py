@@ -1,10 +1,11 @@
 """Automated promotion across envs: soak in the source env, then promote, wait or hold.
 
-A model version that is the champion (newest Approved) of the source env (staging) is promoted to
-the target env (prod) once it has been live there for the whole soak and the last soak window was
-healthy: no alarm that concerns it went to ALARM in the window, and none is in ALARM now. Which
-status it arrives in is the target env's `approval_policy`: Approved under `automatic`,
-PendingApproval under `manual` (then `driftline models approve --env prod` decides).
+A model version that is the champion (the Approved version its endpoint serves) of the source
+env (staging) is promoted to the target env (prod) once it has been live there for the whole
+soak and the last soak window was healthy: no alarm that concerns it went to ALARM in the
+window, and none is in ALARM now. Which status it arrives in is the target env's
+`approval_policy`: Approved under `automatic`, PendingApproval under `manual` (then `driftline
+models approve --env prod` decides).
 
 Pure: the caller reads registries and CloudWatch; nothing here calls AWS.
 """
@@ -48,7 +49,7 @@ class AlarmEvent:
 class Candidate:
     model: str
     version: int
-    live_since: datetime | None  # when it became the source env's champion (approval time)
+    live_since: datetime | None  # when the source env's endpoint started serving it
     promoted_as: int | None = None  # its version in the target env, if already promoted
 
 

@@ -1,8 +1,9 @@
 """`driftline models list|show|approve|reject|promote|check`: the model registry and approval.
 
-The champion (what serving and the gate compare against) is the newest Approved version, so
-approving a newer version promotes it and nothing needs archiving; rejecting takes a pending
-version out of the running with the reason on record.
+The champion (what the gate compares against) is the version the model's endpoint serves,
+read from the Endpoints table: an Approved version that never went live (deploy refused,
+failed or rolled back) is not the champion. Approving a pending version lets the next deploy
+make it the champion; rejecting takes it out of the running with the reason on record.
 
 Promotion across environments is explicit: `promote` copies an Approved version's artifacts
 into the target env's bucket under the target registry's next version, and the target env's
@@ -31,6 +32,7 @@ from driftline.envs import add_env_argument, env_names
 from driftline.errors import UsageError
 from driftline.output import emit
 from driftline.twin.synth import project_root
+from functions.shared.endpoints import EndpointRegistry
 from functions.shared.errors import error_code
 from functions.shared.registry import ModelRegistry, ModelStatus
 from functions.shared.state import utc_now
@@ -169,6 +171,22 @@ def models_registry(env: str) -> ModelRegistry:
     return ModelRegistry(client("dynamodb"), table)
 
 
+class ServedVersions:
+    """The version each model's endpoint serves (the champion), read once per model."""
+
+    def __init__(self, env: str) -> None:
+        table = stack_outputs(env).get("EndpointsTableName")
+        self._registry = EndpointRegistry(client("dynamodb"), table) if table else None
+        self._seen: dict[str, int | None] = {}
+
+    def __call__(self, model: str) -> int | None:
+        if model not in self._seen:
+            current = self._registry.current(model) if self._registry is not None else None
+            version = current.get("model_version") if current is not None else None
+            self._seen[model] = int(version) if version is not None else None
+        return self._seen[model]
+
+
 def _who() -> str:
     try:
         return f"cli:{getpass.getuser()}"
@@ -183,16 +201,19 @@ def run(args: argparse.Namespace) -> int:
         args.model = resolve_model(args)
     with registry_errors():
         registry = models_registry(args.env)
+        served = ServedVersions(args.env)
         command = args.models_command
         if command == "list":
-            models = [model_summary(registry, name) for name in registry.list_models()]
+            models = [
+                model_summary(registry, name, served(name)) for name in registry.list_models()
+            ]
             emit(models, as_json=args.json)
         elif command == "show" and args.version is None:
-            document = model_document(registry, args.model)
+            document = model_document(registry, args.model, served(args.model))
             rows = [version_row(v, document["champion"]) for v in document["versions"]]
             emit(document, as_json=args.json, rows=rows)
         elif command == "show":
-            record = version_record(registry, args.model, args.version)
+            record = version_record(registry, args.model, args.version, served(args.model))
             emit(record, as_json=args.json, rows=detail_rows(record))
         else:
             status: ModelStatus = "Approved" if command == "approve" else "Rejected"
@@ -200,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
             if args.reason:
                 fields["reason"] = args.reason
             registry.decide(args.model, args.version, status, fields)
-            record = version_record(registry, args.model, args.version)
+            record = version_record(registry, args.model, args.version, served(args.model))
             emit(record, as_json=args.json, rows=detail_rows(record))
     return 0
 
@@ -212,25 +233,24 @@ def _versions(registry: ModelRegistry, model: str) -> list[dict[str, Any]]:
     return versions
 
 
-def _champion_version(versions: list[dict[str, Any]]) -> int | None:
-    return next((int(v["version"]) for v in versions if v.get("status") == "Approved"), None)
-
-
-def version_record(registry: ModelRegistry, model: str, version: int) -> dict[str, Any]:
+def version_record(
+    registry: ModelRegistry, model: str, version: int, served: int | None = None
+) -> dict[str, Any]:
+    """One version's record; `champion` says whether it is `served` (what the endpoint serves)."""
     versions = _versions(registry, model)
     record = next((v for v in versions if int(v["version"]) == version), None)
     if record is None:
         known = ", ".join(str(v["version"]) for v in reversed(versions))
         raise UsageError(f"model '{model}' has no version {version} (versions: {known})")
-    return {**record, "champion": _champion_version(versions) == version}
+    return {**record, "champion": served == version}
 
 
-def model_document(registry: ModelRegistry, model: str) -> dict[str, Any]:
+def model_document(registry: ModelRegistry, model: str, served: int | None) -> dict[str, Any]:
     versions = _versions(registry, model)
-    return {"model": model, "champion": _champion_version(versions), "versions": versions}
+    return {"model": model, "champion": served, "versions": versions}
 
 
-def model_summary(registry: ModelRegistry, model: str) -> dict[str, Any]:
+def model_summary(registry: ModelRegistry, model: str, served: int | None) -> dict[str, Any]:
     versions = list(registry.versions(model))
     latest = versions[0] if versions else {}
     return {
@@ -238,7 +258,7 @@ def model_summary(registry: ModelRegistry, model: str) -> dict[str, Any]:
         "versions": len(versions),
         "latest": latest.get("version"),
         "latest_status": latest.get("status"),
-        "champion": _champion_version(versions),
+        "champion": served,
         "pending": sum(1 for v in versions if v.get("status") == "PendingApproval"),
     }
 
@@ -271,6 +291,18 @@ class _Env:
         table = require_output(outputs, "ModelsTableName", name)
         self.registry = ModelRegistry(client("dynamodb", profile=profile), table)
         self.s3 = client("s3", profile=profile)
+        endpoints = outputs.get("EndpointsTableName")
+        self.endpoints = (
+            EndpointRegistry(client("dynamodb", profile=profile), endpoints) if endpoints else None
+        )
+
+    def served(self, model: str) -> tuple[int, str | None] | None:
+        """The champion: (version the model's endpoint serves in this env, since when)."""
+        current = self.endpoints.current(model) if self.endpoints is not None else None
+        version = current.get("model_version") if current is not None else None
+        if version is None:
+            return None
+        return int(version), current.get("deployed_at") if current is not None else None
 
 
 def approval_status(env: str) -> ModelStatus:

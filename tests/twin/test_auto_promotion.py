@@ -64,7 +64,8 @@ def envs(twin: RunningTwin) -> Iterator[dict[str, dict[str, str]]]:
 
 
 def register_approved(twin: RunningTwin, version: int, *, approved_hours_ago: float) -> None:
-    """An Approved version in the source (local) registry, with its artifacts in its bucket."""
+    """An Approved version in the source (local) registry, with its artifacts in its bucket,
+    served by its endpoint since then (what makes it the champion)."""
     s3 = twin.client("s3")
     for name in REGISTERED:
         s3.put_object(
@@ -82,6 +83,18 @@ def register_approved(twin: RunningTwin, version: int, *, approved_hours_ago: fl
         TableName=table,
         Item=to_attributes(
             {"pk": f"model#{MODEL}", "sk": "counter", "model": MODEL, "next_version": version}
+        ),
+    )
+    twin.client("dynamodb").put_item(
+        TableName=twin.outputs["EndpointsTableName"],
+        Item=to_attributes(
+            {
+                "pk": f"endpoint#{MODEL}",
+                "sk": "current",
+                "model": MODEL,
+                "model_version": version,
+                "deployed_at": iso(approved_hours_ago),
+            }
         ),
     )
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from driftline.cli import main
 from driftline.commands import models as models_command
 from functions.shared.registry import ModelRegistry, to_attributes
 from pipelines.keys import REGISTERED, model_artifact
+from tests.unit.conftest import buckets, moto_account, registry_tables
 
 pytestmark = pytest.mark.unit
 
@@ -60,14 +60,6 @@ def version_item(version: int, status: str) -> dict[str, Any]:
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
     """Fresh tables and buckets per test: local holds v1 Approved and v2 PendingApproval."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.chdir(ROOT)
 
     def fake_outputs(
@@ -76,22 +68,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
         return outputs(env)
 
     monkeypatch.setattr(models_command, "stack_outputs", fake_outputs)
-    with mock_aws():
+    with moto_account(monkeypatch):
         dynamodb, s3 = boto3.client("dynamodb"), boto3.client("s3")
-        for env in ENVS:
-            dynamodb.create_table(
-                TableName=f"models-{env}",
-                BillingMode="PAY_PER_REQUEST",
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-            )
-            s3.create_bucket(Bucket=f"artifacts-{env}")
+        registry_tables(*(f"models-{env}" for env in ENVS))
+        buckets(*(f"artifacts-{env}" for env in ENVS), versioned=False)
         local = [
             version_item(1, "Approved"),
             version_item(2, "PendingApproval"),
@@ -156,13 +136,14 @@ def test_promote_to_staging_copies_identical_bytes_under_the_next_staging_versio
     assert ModelRegistry(dynamodb, "models-local").get_version(MODEL, 3) is None
 
 
-def test_promote_to_an_automatic_env_arrives_approved_and_becomes_its_champion(
+def test_promote_to_an_automatic_env_arrives_approved_not_yet_the_champion(
     aws: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Approved in dev at once; the champion only once dev's endpoint serves it (a deploy)."""
     code, out, _ = promote(capsys, "--version", "v1", "--to", "dev", "--json")
     assert code == 0
     record = json.loads(out)
-    assert (record["version"], record["status"], record["champion"]) == (1, "Approved", True)
+    assert (record["version"], record["status"], record["champion"]) == (1, "Approved", False)
     assert record["decided_by"] == "policy:automatic"
 
 

@@ -8,39 +8,26 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from driftline.cli import main
 from functions.shared.registry import ModelRegistry, RunRegistry, to_attributes
+from tests.unit.conftest import moto_account, registry_table_resource
 
 pytestmark = pytest.mark.unit
 
 MODEL = "breast_cancer"
 
 
-def _table(name: str) -> dict[str, Any]:
-    return {
-        "Type": "AWS::DynamoDB::Table",
-        "Properties": {
-            "TableName": name,
-            "BillingMode": "PAY_PER_REQUEST",
-            "KeySchema": [
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            "AttributeDefinitions": [
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        },
-    }
-
-
 TEMPLATE = {
-    "Resources": {"RunsTable": _table("runs-table"), "ModelsTable": _table("models-table")},
+    "Resources": {
+        "RunsTable": registry_table_resource("runs-table"),
+        "ModelsTable": registry_table_resource("models-table"),
+        "EndpointsTable": registry_table_resource("endpoints-table"),
+    },
     "Outputs": {
         "RunsTableName": {"Value": {"Ref": "RunsTable"}},
         "ModelsTableName": {"Value": {"Ref": "ModelsTable"}},
+        "EndpointsTableName": {"Value": {"Ref": "EndpointsTable"}},
     },
 }
 
@@ -66,20 +53,11 @@ def run_record(run_id: str, started: str, max_iter: int, metrics: dict[str, floa
 @pytest.fixture(scope="module")
 def dynamodb() -> Iterator[Any]:
     """One emulated account and stack per module; each test re-seeds the tables."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        patch.delenv("AWS_PROFILE", raising=False)
-        with mock_aws():
-            boto3.client("cloudformation").create_stack(
-                StackName="Driftline-local-Data", TemplateBody=json.dumps(TEMPLATE)
-            )
-            yield boto3.client("dynamodb")
+    with pytest.MonkeyPatch.context() as patch, moto_account(patch):
+        boto3.client("cloudformation").create_stack(
+            StackName="Driftline-local-Data", TemplateBody=json.dumps(TEMPLATE)
+        )
+        yield boto3.client("dynamodb")
 
 
 def version_item(model: str, version: int, status: str) -> dict[str, Any]:
@@ -116,6 +94,10 @@ SEED = {
         version_item("iris", 1, "Approved"),
         {"pk": f"model#{MODEL}", "sk": "counter", "model": MODEL, "next_version": 2},
         {"pk": "model#iris", "sk": "counter", "model": "iris", "next_version": 1},
+    ],
+    # What each endpoint serves: the champion. iris v1 is Approved but never went live.
+    "endpoints-table": [
+        {"pk": f"endpoint#{MODEL}", "sk": "current", "model": MODEL, "model_version": 1},
     ],
 }
 
@@ -246,7 +228,7 @@ def test_models_list_summarises_versions_champion_and_pending(
             "versions": 1,
             "latest": 1,
             "latest_status": "Approved",
-            "champion": 1,
+            "champion": None,  # Approved, but its endpoint never served it
             "pending": 0,
         },
     ]
@@ -304,15 +286,16 @@ def test_unknown_models_and_versions_are_one_line_usage_errors(
     assert (code, out, err) == (2, "", f"driftline: {message}\n")
 
 
-def test_approving_a_pending_version_makes_it_the_champion(
+def test_approving_a_pending_version_leaves_the_champion_to_what_serves(
     registries: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Approval makes v2 deployable; it becomes the champion only once its endpoint serves it."""
     code, out, _ = cli(capsys, "models", "approve", MODEL, "--version", "2", "--json")
 
     record = json.loads(out)
     assert code == 0
     assert record["status"] == "Approved"
-    assert record["champion"] is True
+    assert record["champion"] is False
     assert record["decided_by"].startswith("cli")
     _, models = registries
     assert models.latest_approved(MODEL)["version"] == 2
