@@ -1,12 +1,117 @@
-"""Fixtures shared by the unit tests."""
+"""Fixtures shared by the unit tests: one way to open an emulated AWS account (moto).
+
+`moto_account(patch, variables)` is the account a test module or test works in: fake
+credentials and the function's `DRIFTLINE_*` variables set, AWS_ENDPOINT_URL/AWS_PROFILE unset,
+the functions' cached clients and settings forgotten on the way in and out. `registry_tables`
+and `buckets` create what the constructs create (pk/sk tables, versioned buckets) in it.
+`emulated_aws` is such an account for a whole module, with nothing in it.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+import boto3
 import pytest
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _forget_cached_clients_and_settings(*, clients_too: bool = True) -> None:
+    from functions.shared import clients, settings
+
+    if clients_too:
+        clients.reset()
+    for cached in (
+        settings.get_settings,
+        settings.start_run_settings,
+        settings.drift_monitor_settings,
+        settings.notifier_settings,
+        settings.feedback_settings,
+        settings.retrain_settings,
+    ):
+        cached.cache_clear()
+
+
+@contextmanager
+def moto_account(
+    patch: pytest.MonkeyPatch,
+    variables: Mapping[str, str] | None = None,
+    *,
+    execute_state_machines: bool = False,
+    keep_clients: bool = False,
+) -> Iterator[None]:
+    """An emulated account reached through the default credential chain (see the module doc);
+    `execute_state_machines` runs Step Functions definitions with moto's ASL interpreter;
+    `keep_clients` keeps the functions' cached clients (moto intercepts any client while a mock
+    runs, so a module whose tests each open an account may reuse them: creating them is slow)."""
+    from moto import mock_aws
+
+    for name, value in {**FAKE_CREDENTIALS, **(variables or {})}.items():
+        patch.setenv(name, value)
+    patch.delenv("AWS_ENDPOINT_URL", raising=False)
+    patch.delenv("AWS_PROFILE", raising=False)
+    _forget_cached_clients_and_settings(clients_too=not keep_clients)
+    config = {"stepfunctions": {"execute_state_machine": True}} if execute_state_machines else None
+    try:
+        with mock_aws(config=config):  # type: ignore[arg-type]
+            yield
+    finally:
+        _forget_cached_clients_and_settings(clients_too=not keep_clients)
+
+
+REGISTRY_TABLE: dict[str, Any] = {
+    "KeySchema": [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ],
+    "AttributeDefinitions": [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+"""How the registry tables are keyed (pk, sk strings; on demand)."""
+
+
+def registry_tables(*names: str) -> None:
+    """Tables keyed like the registry tables, created through the API."""
+    dynamodb = boto3.client("dynamodb")
+    for name in names:
+        dynamodb.create_table(TableName=name, **REGISTRY_TABLE)
+
+
+def registry_table_resource(name: str) -> dict[str, Any]:
+    """An AWS::DynamoDB::Table keyed like the registry tables, for a stack the CLI reads."""
+    return {"Type": "AWS::DynamoDB::Table", "Properties": {"TableName": name, **REGISTRY_TABLE}}
+
+
+def emptied(bucket_names: tuple[str, ...] = (), table_names: tuple[str, ...] = ()) -> None:
+    """Delete every object version of the buckets and every item of the tables."""
+    s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
+    for bucket in bucket_names:
+        listing = s3.list_object_versions(Bucket=bucket)
+        for version in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
+    for table in table_names:
+        for item in dynamodb.scan(TableName=table)["Items"]:
+            dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+
+
+def buckets(*names: str, versioned: bool = True) -> None:
+    """Buckets like the Data stack's (versioned unless told otherwise)."""
+    s3 = boto3.client("s3")
+    for name in names:
+        s3.create_bucket(Bucket=name)
+        if versioned:
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
 
 
 @pytest.fixture
@@ -42,16 +147,5 @@ def emulated_aws() -> Iterator[None]:
     start an execution of a small state machine and read a real history. Nothing points at a
     real account: credentials are fake and AWS_ENDPOINT_URL/AWS_PROFILE are unset meanwhile.
     """
-    from moto import mock_aws
-
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        patch.delenv("AWS_PROFILE", raising=False)
-        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-            yield
+    with pytest.MonkeyPatch.context() as patch, moto_account(patch, execute_state_machines=True):
+        yield

@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from driftline.cli import main
 from functions.shared.datasets import DatasetRegistry
@@ -22,6 +21,7 @@ from pipelines.contracts import load_contract
 from pipelines.keys import manifest_key, report_key
 from pipelines.manifests import build_manifest, manifest_sha256
 from pipelines.validation import validate
+from tests.unit.conftest import moto_account, registry_table_resource
 
 pytestmark = pytest.mark.unit
 
@@ -31,21 +31,7 @@ DATASET = "breast_cancer"
 
 TEMPLATE = {
     "Resources": {
-        "DatasetsTable": {
-            "Type": "AWS::DynamoDB::Table",
-            "Properties": {
-                "TableName": TABLE,
-                "BillingMode": "PAY_PER_REQUEST",
-                "KeySchema": [
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                "AttributeDefinitions": [
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-            },
-        },
+        "DatasetsTable": registry_table_resource(TABLE),
         "Artifacts": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": ARTIFACTS}},
         "Datasets": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": DATASETS}},
     },
@@ -99,44 +85,35 @@ def store(manifest: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module", autouse=True)
 def seeded() -> Iterator[dict[str, dict[str, Any]]]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        patch.delenv("AWS_PROFILE", raising=False)
-        with mock_aws():
-            boto3.client("cloudformation").create_stack(
-                StackName="Driftline-local-Data", TemplateBody=json.dumps(TEMPLATE)
-            )
-            older = accepted("v-old", "2026-11-01T10:00:00.000+00:00")
-            newer = accepted("v-new", "2026-11-02T10:00:00.000+00:00")
-            batch = accepted("v-batch", "2026-11-03T10:00:00.000+00:00", dataset="wdbc_parts")
-            batch["key"] = "datasets/wdbc_parts/2026-11-03/"
-            batch["parts"] = [
-                {
-                    "index": i,
-                    "key": f"datasets/wdbc_parts/2026-11-03/part-{i}.csv",
-                    "version_id": f"p{i}",
-                    "sha256": "ab" * 32,
-                    "size": 100,
-                    "rows": 190,
-                }
-                for i in range(3)
-            ]
-            for manifest in (older, newer, batch):
-                store(manifest)
-            boto3.client("s3").put_object(
-                Bucket=ARTIFACTS,
-                Key=report_key(DATASET, "v-bad"),
-                Body=json.dumps(
-                    {"valid": False, "key": f"datasets/{DATASET}/bad.csv", "violations": VIOLATIONS}
-                ).encode(),
-            )
-            yield {"older": older, "newer": newer, "batch": batch}
+    with pytest.MonkeyPatch.context() as patch, moto_account(patch):
+        boto3.client("cloudformation").create_stack(
+            StackName="Driftline-local-Data", TemplateBody=json.dumps(TEMPLATE)
+        )
+        older = accepted("v-old", "2026-11-01T10:00:00.000+00:00")
+        newer = accepted("v-new", "2026-11-02T10:00:00.000+00:00")
+        batch = accepted("v-batch", "2026-11-03T10:00:00.000+00:00", dataset="wdbc_parts")
+        batch["key"] = "datasets/wdbc_parts/2026-11-03/"
+        batch["parts"] = [
+            {
+                "index": i,
+                "key": f"datasets/wdbc_parts/2026-11-03/part-{i}.csv",
+                "version_id": f"p{i}",
+                "sha256": "ab" * 32,
+                "size": 100,
+                "rows": 190,
+            }
+            for i in range(3)
+        ]
+        for manifest in (older, newer, batch):
+            store(manifest)
+        boto3.client("s3").put_object(
+            Bucket=ARTIFACTS,
+            Key=report_key(DATASET, "v-bad"),
+            Body=json.dumps(
+                {"valid": False, "key": f"datasets/{DATASET}/bad.csv", "violations": VIOLATIONS}
+            ).encode(),
+        )
+        yield {"older": older, "newer": newer, "batch": batch}
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -23,7 +23,6 @@ import pandas as pd
 import pytest
 import sklearn.ensemble  # noqa: F401  (loads OpenMP now, so threadpool_limits can cap it)
 from botocore.exceptions import ClientError
-from moto import mock_aws
 from threadpoolctl import threadpool_limits
 
 from functions.deploy import handler as deploy_step
@@ -53,6 +52,7 @@ from functions.shared.settings import SettingsError, load_settings
 from pipelines.model_config import parse_model_config
 from pipelines.model_io import dump_model, metadata_for_run
 from pipelines.training import run_training
+from tests.unit.conftest import buckets, moto_account, registry_tables
 
 pytestmark = pytest.mark.unit
 
@@ -83,21 +83,6 @@ def _code_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as code:
         code.writestr("handler.py", "def handler(event, context):\n    return event\n")
     return buffer.getvalue()
-
-
-def _table(dynamodb: Any, name: str) -> None:
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
 
 
 @dataclass
@@ -144,47 +129,39 @@ def account(archive: bytes) -> Iterator[Account]:
     """One emulated account per module (its clients are the slow part): the artifacts bucket,
     the Models table with versions 1-4, and a role for functions. Each test then gets its own
     inference function and Endpoints table."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_SERVICE_NAME": "driftline",
-        }.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        patch.delenv("AWS_PROFILE", raising=False)
-        clients.reset()
-        with mock_aws(), threadpool_limits(limits=1):
-            clients.client("s3").create_bucket(Bucket=ARTIFACTS)
-            dynamodb = clients.client("dynamodb")
-            _table(dynamodb, MODELS)
-            models = ModelRegistry(dynamodb, MODELS)
-            for version, status in enumerate(
-                ("Approved", "Approved", "PendingApproval", "Rejected"), start=1
-            ):
-                key = f"models/{MODEL}/v{version}/model.zip"
-                storage.put_bytes(ARTIFACTS, key, archive, "application/zip")
-                models.put_version(
-                    {"model": MODEL, "version": version, "status": status, "model_key": key}
-                )
-            role = clients.client("iam").create_role(
-                RoleName="inference",
-                AssumeRolePolicyDocument=json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "lambda.amazonaws.com"},
-                                "Action": "sts:AssumeRole",
-                            }
-                        ],
-                    }
-                ),
-            )["Role"]["Arn"]
-            yield Account(role=role)
-        clients.reset()
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        moto_account(patch, {"POWERTOOLS_SERVICE_NAME": "driftline"}),
+        threadpool_limits(limits=1),
+    ):
+        buckets(ARTIFACTS, versioned=False)
+        registry_tables(MODELS)
+        dynamodb = clients.client("dynamodb")
+        models = ModelRegistry(dynamodb, MODELS)
+        for version, status in enumerate(
+            ("Approved", "Approved", "PendingApproval", "Rejected"), start=1
+        ):
+            key = f"models/{MODEL}/v{version}/model.zip"
+            storage.put_bytes(ARTIFACTS, key, archive, "application/zip")
+            models.put_version(
+                {"model": MODEL, "version": version, "status": status, "model_key": key}
+            )
+        role = clients.client("iam").create_role(
+            RoleName="inference",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        yield Account(role=role)
 
 
 @pytest.fixture
@@ -203,7 +180,7 @@ def world(account: Account, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     bootstrap = lambda_.publish_version(FunctionName=FUNCTION)["Version"]
     lambda_.create_alias(FunctionName=FUNCTION, Name="live", FunctionVersion=bootstrap)
     dynamodb = clients.client("dynamodb")
-    _table(dynamodb, ENDPOINTS)
+    registry_tables(ENDPOINTS)
     settings = load_settings(
         DeploySettings,
         {

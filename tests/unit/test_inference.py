@@ -26,7 +26,6 @@ import pytest
 import sklearn.ensemble  # noqa: F401  (loads OpenMP now, so threadpool_limits can cap it)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 from threadpoolctl import threadpool_limits
 
 from functions.inference import handler as inference
@@ -38,6 +37,7 @@ from pipelines.keys import bundle_key
 from pipelines.model_config import load_model_config, parse_model_config
 from pipelines.model_io import dump_model, load_model, metadata_for_run
 from pipelines.training import run_training
+from tests.unit.conftest import buckets, moto_account, registry_tables
 
 pytestmark = pytest.mark.unit
 
@@ -130,25 +130,17 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 @pytest.fixture(scope="module")
 def moto_s3(cancer: tuple[bytes, pd.DataFrame]) -> Iterator[None]:
     """One emulated S3 per module (clients and bucket are the slow part); tests clean up."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_SERVICE_NAME": "driftline",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        patch.delenv("AWS_PROFILE", raising=False)
-        clients.reset()
-        service.reset()
-        with mock_aws(), threadpool_limits(limits=1):
-            clients.client("s3").create_bucket(Bucket=ARTIFACTS)
-            storage.put_bytes(ARTIFACTS, MODEL_KEY, cancer[0], "application/zip")
-            yield
-        clients.reset()
-        service.reset()
+    variables = {"POWERTOOLS_SERVICE_NAME": "driftline", "POWERTOOLS_METRICS_DISABLED": "true"}
+    service.reset()
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        moto_account(patch, variables),
+        threadpool_limits(limits=1),
+    ):
+        buckets(ARTIFACTS, versioned=False)
+        storage.put_bytes(ARTIFACTS, MODEL_KEY, cancer[0], "application/zip")
+        yield
+    service.reset()
 
 
 @pytest.fixture
@@ -638,18 +630,7 @@ def shared(
     from functions.shared.endpoints import EndpointRegistry
 
     dynamodb = clients.client("dynamodb")
-    dynamodb.create_table(
-        TableName=ENDPOINTS,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    registry_tables(ENDPOINTS)
     env(MODEL_NAME=None, MODEL_VERSION=None, MODEL_KEY=None, ENDPOINTS_TABLE=ENDPOINTS)
     routing.reset()
     data, digest = build_bundle(cancer[0])

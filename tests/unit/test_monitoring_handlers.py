@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from moto import mock_aws
 
 from driftline.twin.adapters import emf_metric_data
 from functions.drift_monitor import baseline
@@ -35,6 +34,7 @@ from functions.shared.registry import ModelRegistry
 from pipelines.model_config import parse_model_config
 from pipelines.model_io import DataLineage, dump_model, metadata_for_run
 from pipelines.training import run_training
+from tests.unit.conftest import buckets, moto_account, registry_tables
 
 pytestmark = pytest.mark.unit
 
@@ -93,9 +93,7 @@ def trained() -> tuple[pd.DataFrame, bytes, Any]:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+    variables = {
         "AWS_DEFAULT_REGION": REGION,
         "POWERTOOLS_SERVICE_NAME": "driftline",
         "DRIFTLINE_ENV": "local",
@@ -111,35 +109,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         "DRIFTLINE_CAPTURE_CHECK_INTERVAL_SECONDS": "60",
         "DRIFTLINE_FEEDBACK_MIN_SAMPLES": "20",
         "DRIFTLINE_RETRAIN_COOLDOWN_HOURS": "6",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in (
-        "AWS_ENDPOINT_URL",
-        "AWS_PROFILE",
-        "POWERTOOLS_DEV",
-        "POWERTOOLS_METRICS_DISABLED",
-    ):
+    }
+    for name in ("POWERTOOLS_DEV", "POWERTOOLS_METRICS_DISABLED"):
         monkeypatch.delenv(name, raising=False)
-    _forget()
-    with mock_aws():
-        s3 = clients.client("s3")
-        for bucket in (ARTIFACTS, DATASETS):
-            s3.create_bucket(Bucket=bucket)
-            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        dynamodb = clients.client("dynamodb")
-        for table in (RUNS, MODELS, ENDPOINTS, DATASETS_TABLE):
-            dynamodb.create_table(
-                TableName=table,
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+    baseline.reset()
+    with moto_account(monkeypatch, variables, keep_clients=True):
+        buckets(ARTIFACTS, DATASETS)
+        registry_tables(RUNS, MODELS, ENDPOINTS, DATASETS_TABLE)
         topic = clients.client("sns").create_topic(Name="alerts")["TopicArn"]
         queue = clients.client("sqs").create_queue(QueueName="inbox")["QueueUrl"]
         queue_arn = clients.client("sqs").get_queue_attributes(
@@ -154,7 +130,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/training",
         )
         yield {"queue": queue}
-    _forget()
+    baseline.reset()
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -164,17 +140,6 @@ def _module_clients() -> Iterator[None]:
     clients.reset()
     yield
     clients.reset()
-
-
-def _forget() -> None:
-    baseline.reset()
-    for settings in (
-        settings_module.drift_monitor_settings,
-        settings_module.notifier_settings,
-        settings_module.feedback_settings,
-        settings_module.retrain_settings,
-    ):
-        settings.cache_clear()
 
 
 @pytest.fixture

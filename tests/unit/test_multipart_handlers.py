@@ -17,17 +17,15 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from functions.list_parts import handler as list_parts
 from functions.merge_parts import handler as merge_parts
 from functions.prepare import handler as prepare
-from functions.shared import clients
 from functions.shared.datasets import DatasetRegistry
 from functions.shared.errors import PipelineInputError
-from functions.shared.settings import get_settings
 from functions.validate_part import handler as validate_part
 from pipelines.keys import manifest_key
+from tests.unit.conftest import buckets, emptied, moto_account, registry_tables
 
 pytestmark = pytest.mark.unit
 
@@ -50,65 +48,32 @@ class FakeContext:
 CONTEXT: Any = FakeContext()
 
 
+ENVIRONMENT = {
+    "DRIFTLINE_ENV": "local",
+    "DRIFTLINE_GIT_SHA": "0123abc",
+    "DRIFTLINE_APPROVAL_POLICY": "automatic",
+    "DRIFTLINE_DATASETS_BUCKET": DATASETS,
+    "DRIFTLINE_ARTIFACTS_BUCKET": ARTIFACTS,
+    "DRIFTLINE_DATASETS_TABLE": TABLES["datasets"],
+    "DRIFTLINE_RUNS_TABLE": TABLES["runs"],
+    "DRIFTLINE_MODELS_TABLE": "driftline-models",
+    "DRIFTLINE_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
+    "POWERTOOLS_SERVICE_NAME": "driftline",
+}
+
+
 @pytest.fixture(scope="module")
 def account() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "DRIFTLINE_ENV": "local",
-            "DRIFTLINE_GIT_SHA": "0123abc",
-            "DRIFTLINE_APPROVAL_POLICY": "automatic",
-            "DRIFTLINE_DATASETS_BUCKET": DATASETS,
-            "DRIFTLINE_ARTIFACTS_BUCKET": ARTIFACTS,
-            "DRIFTLINE_DATASETS_TABLE": TABLES["datasets"],
-            "DRIFTLINE_RUNS_TABLE": TABLES["runs"],
-            "DRIFTLINE_MODELS_TABLE": "driftline-models",
-            "DRIFTLINE_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
-            "POWERTOOLS_SERVICE_NAME": "driftline",
-        }.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        patch.delenv("AWS_PROFILE", raising=False)
-        get_settings.cache_clear()
-        clients.reset()
-        with mock_aws():
-            s3 = boto3.client("s3")
-            for bucket in (DATASETS, ARTIFACTS):
-                s3.create_bucket(Bucket=bucket)
-                s3.put_bucket_versioning(
-                    Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
-                )
-            for table in TABLES.values():
-                boto3.client("dynamodb").create_table(
-                    TableName=table,
-                    KeySchema=[
-                        {"AttributeName": "pk", "KeyType": "HASH"},
-                        {"AttributeName": "sk", "KeyType": "RANGE"},
-                    ],
-                    AttributeDefinitions=[
-                        {"AttributeName": "pk", "AttributeType": "S"},
-                        {"AttributeName": "sk", "AttributeType": "S"},
-                    ],
-                    BillingMode="PAY_PER_REQUEST",
-                )
-            yield
-        get_settings.cache_clear()
-        clients.reset()
+    with pytest.MonkeyPatch.context() as patch, moto_account(patch, ENVIRONMENT):
+        buckets(DATASETS, ARTIFACTS)
+        registry_tables(*TABLES.values())
+        yield
 
 
 @pytest.fixture(autouse=True)
 def empty(account: None) -> Iterator[None]:
     yield
-    s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
-    for bucket in (DATASETS, ARTIFACTS):
-        listing = s3.list_object_versions(Bucket=bucket)
-        for version in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
-            s3.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
-    for table in TABLES.values():
-        for item in dynamodb.scan(TableName=table)["Items"]:
-            dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+    emptied((DATASETS, ARTIFACTS), tuple(TABLES.values()))
 
 
 def split(text: str, pieces: int) -> list[bytes]:

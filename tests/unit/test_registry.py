@@ -11,7 +11,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from functions.register.handler import approval_status
 from functions.shared.endpoints import EndpointRegistry, champion
@@ -24,6 +23,7 @@ from functions.shared.registry import (
     to_attributes,
 )
 from functions.shared.settings import Settings
+from tests.unit.conftest import moto_account, registry_tables
 
 pytestmark = pytest.mark.unit
 
@@ -32,29 +32,9 @@ RUNS, MODELS, ENDPOINTS = "runs", "models", "endpoints"
 
 @pytest.fixture
 def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        for table in (RUNS, MODELS):
-            client.create_table(
-                TableName=table,
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        yield client
+    with moto_account(monkeypatch):
+        registry_tables(RUNS, MODELS)
+        yield boto3.client("dynamodb")
 
 
 def version_record(version: int, status: str, model: str = "iris") -> dict[str, Any]:
@@ -270,18 +250,7 @@ def test_a_rollback_makes_the_version_it_restores_the_champion(dynamodb: Any) ->
 
 
 def create_endpoints_table(dynamodb: Any) -> EndpointRegistry:
-    dynamodb.create_table(
-        TableName=ENDPOINTS,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    registry_tables(ENDPOINTS)
     return EndpointRegistry(dynamodb, ENDPOINTS)
 
 

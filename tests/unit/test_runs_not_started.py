@@ -9,31 +9,17 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from driftline.cli import main
 from driftline.undelivered import QUEUE_OUTPUT, not_started_record
 from functions.shared.registry import to_attributes
 from pipelines.uploads import execution_name
+from tests.unit.conftest import moto_account, registry_table_resource
 
 pytestmark = pytest.mark.unit
 
 DATASET = "breast_cancer"
-TABLE = {
-    "Type": "AWS::DynamoDB::Table",
-    "Properties": {
-        "TableName": "runs-table",
-        "BillingMode": "PAY_PER_REQUEST",
-        "KeySchema": [
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        "AttributeDefinitions": [
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-    },
-}
+TABLE = registry_table_resource("runs-table")
 
 
 def s3_event(key: str, version_id: str, time: str) -> dict[str, Any]:
@@ -75,49 +61,38 @@ def destination_record(event: dict[str, Any]) -> str:
 
 @pytest.fixture
 def queue() -> Iterator[tuple[Any, str]]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        patch.delenv("AWS_PROFILE", raising=False)
-        with mock_aws():
-            cloudformation = boto3.client("cloudformation")
-            cloudformation.create_stack(
-                StackName="Driftline-local-Data",
-                TemplateBody=json.dumps(
-                    {
-                        "Resources": {"RunsTable": TABLE},
-                        "Outputs": {"RunsTableName": {"Value": {"Ref": "RunsTable"}}},
-                    }
-                ),
-            )
-            cloudformation.create_stack(
-                StackName="Driftline-local-Pipeline",
-                TemplateBody=json.dumps(
-                    {
-                        "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {}}},
-                        "Outputs": {QUEUE_OUTPUT: {"Value": {"Ref": "Queue"}}},
-                    }
-                ),
-            )
-            (stack,) = cloudformation.describe_stacks(StackName="Driftline-local-Pipeline")[
-                "Stacks"
-            ]
-            url = stack["Outputs"][0]["OutputValue"]
-            run = {
-                "pk": "run#run-1",
-                "sk": "run",
-                "run_id": "run-1",
-                "dataset": DATASET,
-                "status": "Succeeded",
-                "started_at": "2026-12-01T09:00:00Z",
-            }
-            boto3.client("dynamodb").put_item(TableName="runs-table", Item=to_attributes(run))
-            yield boto3.client("sqs"), url
+    with pytest.MonkeyPatch.context() as patch, moto_account(patch):
+        cloudformation = boto3.client("cloudformation")
+        cloudformation.create_stack(
+            StackName="Driftline-local-Data",
+            TemplateBody=json.dumps(
+                {
+                    "Resources": {"RunsTable": TABLE},
+                    "Outputs": {"RunsTableName": {"Value": {"Ref": "RunsTable"}}},
+                }
+            ),
+        )
+        cloudformation.create_stack(
+            StackName="Driftline-local-Pipeline",
+            TemplateBody=json.dumps(
+                {
+                    "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {}}},
+                    "Outputs": {QUEUE_OUTPUT: {"Value": {"Ref": "Queue"}}},
+                }
+            ),
+        )
+        (stack,) = cloudformation.describe_stacks(StackName="Driftline-local-Pipeline")["Stacks"]
+        url = stack["Outputs"][0]["OutputValue"]
+        run = {
+            "pk": "run#run-1",
+            "sk": "run",
+            "run_id": "run-1",
+            "dataset": DATASET,
+            "status": "Succeeded",
+            "started_at": "2026-12-01T09:00:00Z",
+        }
+        boto3.client("dynamodb").put_item(TableName="runs-table", Item=to_attributes(run))
+        yield boto3.client("sqs"), url
 
 
 def test_uploads_that_never_started_are_listed_with_their_cause_and_stay_queued(

@@ -21,7 +21,6 @@ import boto3
 import pandas as pd
 import pytest
 import sklearn.ensemble  # noqa: F401  (loads OpenMP now, so threadpool_limits can cap it)
-from moto import mock_aws
 from threadpoolctl import threadpool_limits
 
 from functions.evaluate import handler as evaluate
@@ -38,6 +37,7 @@ from functions.train import handler as train
 from pipelines.model_config import ModelConfigError
 from pipelines.model_io import load_model
 from pipelines.training import TrainingError
+from tests.unit.conftest import buckets, moto_account, registry_tables
 
 pytestmark = pytest.mark.unit
 
@@ -81,10 +81,7 @@ def contract_of(frame: pd.DataFrame) -> dict[str, str]:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
+    variables = {
         "DRIFTLINE_ENV": "local",
         "DRIFTLINE_GIT_SHA": GIT_SHA,
         "DRIFTLINE_APPROVAL_POLICY": "automatic",
@@ -96,32 +93,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "DRIFTLINE_ENDPOINTS_TABLE": ENDPOINTS,
         "DRIFTLINE_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
         "POWERTOOLS_SERVICE_NAME": "driftline",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    get_settings.cache_clear()
-    with mock_aws(), threadpool_limits(limits=1):
-        s3 = boto3.client("s3")
-        for bucket in (DATASETS, ARTIFACTS):
-            s3.create_bucket(Bucket=bucket)
-            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        dynamodb = boto3.client("dynamodb")
-        for table in (RUNS, MODELS, ENDPOINTS):
-            dynamodb.create_table(
-                TableName=table,
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+    }
+    with moto_account(monkeypatch, variables), threadpool_limits(limits=1):
+        buckets(DATASETS, ARTIFACTS)
+        registry_tables(RUNS, MODELS, ENDPOINTS)
         yield
-    get_settings.cache_clear()
 
 
 def upload(data: bytes, key: str = f"datasets/{DATASET}/upload.csv") -> str:

@@ -22,14 +22,12 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 
-from functions.shared import clients
 from functions.shared.datasets import DatasetRegistry
-from functions.shared.settings import get_settings
 from functions.validate import handler as validate_handler
 from pipelines.keys import dataset_prefix, manifest_key, report_key
 from pipelines.validation import Limits, validate
+from tests.unit.conftest import buckets, emptied, moto_account, registry_tables
 
 pytestmark = pytest.mark.unit
 
@@ -68,9 +66,6 @@ CONTEXT: Any = FakeContext()
 
 
 ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
     "DRIFTLINE_ENV": "local",
     "DRIFTLINE_GIT_SHA": "0123abc",
     "DRIFTLINE_APPROVAL_POLICY": "automatic",
@@ -87,48 +82,17 @@ ENVIRONMENT = {
 @pytest.fixture(scope="module")
 def account() -> Iterator[None]:
     """Buckets and table named as the construct wires them, in one emulated account."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in ENVIRONMENT.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        patch.delenv("AWS_PROFILE", raising=False)
-        get_settings.cache_clear()
-        clients.reset()
-        with mock_aws():
-            s3 = boto3.client("s3")
-            for bucket in (DATASETS, ARTIFACTS):
-                s3.create_bucket(Bucket=bucket)
-                s3.put_bucket_versioning(
-                    Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
-                )
-            boto3.client("dynamodb").create_table(
-                TableName=TABLE,
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            yield
-        get_settings.cache_clear()
-        clients.reset()
+    with pytest.MonkeyPatch.context() as patch, moto_account(patch, ENVIRONMENT):
+        buckets(DATASETS, ARTIFACTS)
+        registry_tables(TABLE)
+        yield
 
 
 @pytest.fixture(autouse=True)
 def empty(account: None) -> Iterator[None]:
     """Each test starts from empty buckets and an empty table (every version deleted)."""
     yield
-    s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
-    for bucket in (DATASETS, ARTIFACTS):
-        listing = s3.list_object_versions(Bucket=bucket)
-        for version in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
-            s3.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
-    for item in dynamodb.scan(TableName=TABLE)["Items"]:
-        dynamodb.delete_item(TableName=TABLE, Key={"pk": item["pk"], "sk": item["sk"]})
+    emptied((DATASETS, ARTIFACTS), (TABLE,))
 
 
 def upload(dataset: str, name: str, data: bytes | str) -> dict[str, Any]:
