@@ -1,4 +1,9 @@
-"""Synthesize each environment once per session; tests read the written templates."""
+"""Synthesize each environment once per session; tests read the written templates.
+
+`SynthesizedEnv` looks resources up (`resources`, `properties`, `resource`, `only`,
+`function_properties`); `local`, `dev` and `prod` are those envs synthesized (once per
+session); `cfn_text` reads a CloudFormation string expression with its tokens as placeholders.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +48,61 @@ class SynthesizedEnv:
         artifact = self.manifest["artifacts"][f"Driftline-{self.name}-{part}"]
         return bool(artifact["properties"].get("terminationProtection", False))
 
+    def resources(self, part: str, type_name: str | None = None) -> dict[str, dict[str, Any]]:
+        """Logical ID → resource of the part's template (of one type, if given)."""
+        return resources_in(self.template_json(part), type_name)
+
+    def properties(self, part: str, type_name: str) -> dict[str, dict[str, Any]]:
+        """Logical ID → Properties of the part's resources of one type."""
+        return {
+            key: value.get("Properties", {})
+            for key, value in self.resources(part, type_name).items()
+        }
+
+    def resource(self, part: str, logical_id: str) -> dict[str, Any]:
+        resources = self.resources(part)
+        assert logical_id in resources, f"{logical_id} missing from {self.name} {part} stack"
+        return resources[logical_id]
+
+    def only(self, part: str, type_name: str, fragment: str) -> tuple[str, dict[str, Any]]:
+        """(logical ID, Properties) of the one resource of the type whose ID has `fragment`."""
+        matches = [(k, v) for k, v in self.properties(part, type_name).items() if fragment in k]
+        assert len(matches) == 1, (fragment, [k for k, _ in matches])
+        return matches[0]
+
+    def function_properties(self, part: str, module: str) -> dict[str, Any]:
+        """Properties of the one function running `functions.<module>.handler.handler`."""
+        command = [f"functions.{module}.handler.handler"]
+        (found,) = [
+            properties
+            for properties in self.properties(part, "AWS::Lambda::Function").values()
+            if properties.get("ImageConfig", {}).get("Command") == command
+        ]
+        return found
+
+    def state_machine_definition(self) -> dict[str, Any]:
+        """The training state machine's ASL, every CloudFormation token as `TOKEN` (its ARNs
+        are tokens, so the definition is an Fn::Join that Match.serialized_json cannot read)."""
+        (machine,) = self.properties("Pipeline", "AWS::StepFunctions::StateMachine").values()
+        document: dict[str, Any] = json.loads(cfn_text(machine["DefinitionString"]))
+        return document
+
+
+def resources_in(template: dict[str, Any], type_name: str | None = None) -> dict[str, Any]:
+    """Logical ID → resource of a template (of one type, if given)."""
+    found: dict[str, Any] = template["Resources"]
+    return {k: v for k, v in found.items() if type_name is None or v["Type"] == type_name}
+
+
+def cfn_text(value: Any, token: str = "TOKEN") -> str:
+    """A CloudFormation string expression as text, every token (Ref, GetAtt...) as `token`."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(cfn_text(part, token) for part in parts)
+    return token
+
 
 def synthesize(
     env_name: str, outdir: Path, context_overrides: dict[str, Any] | None = None
@@ -65,6 +125,21 @@ def synth_env(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Synth
         return cache[env_name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def local(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
+    return synth_env("local")
+
+
+@pytest.fixture(scope="session")
+def dev(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
+    return synth_env("dev")
+
+
+@pytest.fixture(scope="session")
+def prod(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
+    return synth_env("prod")
 
 
 @pytest.fixture(scope="session", params=ENV_NAMES)

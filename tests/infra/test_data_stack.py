@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
@@ -28,13 +27,6 @@ STATEFUL_LOGICAL_IDS = (
 )
 
 
-def resource(env: SynthesizedEnv, logical_id: str) -> dict[str, Any]:
-    resources: dict[str, Any] = env.template_json("Data")["Resources"]
-    assert logical_id in resources, f"{logical_id} missing from {env.name} Data stack"
-    found: dict[str, Any] = resources[logical_id]
-    return found
-
-
 def test_stateful_logical_ids_are_pinned_so_a_refactor_cannot_replace_data(
     each_env: SynthesizedEnv,
 ) -> None:
@@ -47,7 +39,7 @@ def test_stateful_logical_ids_are_pinned_so_a_refactor_cannot_replace_data(
 def test_data_buckets_are_versioned_kms_encrypted_private_and_logged(
     each_env: SynthesizedEnv, bucket_id: str
 ) -> None:
-    properties = resource(each_env, bucket_id)["Properties"]
+    properties = each_env.resource("Data", bucket_id)["Properties"]
     assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
     encryption = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert encryption["ServerSideEncryptionByDefault"] == {
@@ -104,7 +96,7 @@ def test_noncurrent_versions_expire_after_the_configured_days(
     synth_env: Callable[[str], SynthesizedEnv],
 ) -> None:
     expiry = {
-        name: resource(synth_env(name), "DatasetsBucket9EEDBE5A")["Properties"][
+        name: synth_env(name).resource("Data", "DatasetsBucket9EEDBE5A")["Properties"][
             "LifecycleConfiguration"
         ]["Rules"][0]["NoncurrentVersionExpiration"]["NoncurrentDays"]
         for name in ("local", "dev", "staging", "prod")
@@ -113,14 +105,14 @@ def test_noncurrent_versions_expire_after_the_configured_days(
 
 
 def test_data_key_rotates(each_env: SynthesizedEnv) -> None:
-    assert resource(each_env, "DataKey2A0DE9E6")["Properties"]["EnableKeyRotation"] is True
+    assert each_env.resource("Data", "DataKey2A0DE9E6")["Properties"]["EnableKeyRotation"] is True
 
 
 @pytest.mark.parametrize("table_id", TABLES)
 def test_registry_tables_have_pitr_and_customer_key_encryption(
     each_env: SynthesizedEnv, table_id: str
 ) -> None:
-    properties = resource(each_env, table_id)["Properties"]
+    properties = each_env.resource("Data", table_id)["Properties"]
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert properties["SSESpecification"] == {
         "KMSMasterKeyId": {"Fn::GetAtt": ["DataKey2A0DE9E6", "Arn"]},
@@ -181,7 +173,8 @@ def test_stateful_resources_are_retained_and_protected_only_outside_sandboxes(
 ) -> None:
     env = synth_env(env_name)
     policies = {
-        resource(env, logical_id).get("DeletionPolicy") for logical_id in STATEFUL_LOGICAL_IDS
+        env.resource("Data", logical_id).get("DeletionPolicy")
+        for logical_id in STATEFUL_LOGICAL_IDS
     }
     assert policies == {deletion_policy}
     assert env.termination_protection("Data") is protected
@@ -191,8 +184,13 @@ def test_stateful_resources_are_retained_and_protected_only_outside_sandboxes(
 def test_tables_refuse_deletion_where_data_is_retained(
     synth_env: Callable[[str], SynthesizedEnv],
 ) -> None:
-    assert resource(synth_env("prod"), TABLES[0])["Properties"]["DeletionProtectionEnabled"] is True
-    assert resource(synth_env("dev"), TABLES[0])["Properties"].get("DeletionProtectionEnabled") in (
+    assert (
+        synth_env("prod").resource("Data", TABLES[0])["Properties"]["DeletionProtectionEnabled"]
+        is True
+    )
+    assert synth_env("dev").resource("Data", TABLES[0])["Properties"].get(
+        "DeletionProtectionEnabled"
+    ) in (
         None,
         False,
     )

@@ -100,11 +100,6 @@ def listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def resources_of(env: SynthesizedEnv, part: str, type_name: str) -> dict[str, dict[str, Any]]:
-    template = env.template_json(part)
-    return {k: v["Properties"] for k, v in template["Resources"].items() if v["Type"] == type_name}
-
-
 def object_writes(policy: dict[str, Any]) -> list[str]:
     """Resources of the policy's statements that allow writing objects."""
     return [
@@ -120,8 +115,8 @@ def function_writes(env: SynthesizedEnv) -> dict[str, list[str]]:
     """Handler module → the artifacts-bucket key globs its role may write."""
     found: dict[str, list[str]] = {}
     for part in ("Pipeline", "Serving", "Monitoring"):
-        policies = resources_of(env, part, "AWS::IAM::Policy").values()
-        for function in resources_of(env, part, "AWS::Lambda::Function").values():
+        policies = env.properties(part, "AWS::IAM::Policy").values()
+        for function in env.properties(part, "AWS::Lambda::Function").values():
             command = (function.get("ImageConfig") or {}).get("Command") or [""]
             module = command[0].removeprefix("functions.").removesuffix(".handler.handler")
             role = function["Role"]["Fn::GetAtt"][0]
@@ -138,7 +133,7 @@ def function_writes(env: SynthesizedEnv) -> dict[str, list[str]]:
 
 def test_no_role_may_delete_anything(each_env: SynthesizedEnv) -> None:
     for part in STACKS:
-        for name, policy in resources_of(each_env, part, "AWS::IAM::Policy").items():
+        for name, policy in each_env.properties(part, "AWS::IAM::Policy").items():
             for statement in statements(policy):
                 for action in listed(statement["Action"]):
                     assert not fnmatch.fnmatch(action, "s3:Delete*"), (part, name, action)
@@ -149,7 +144,7 @@ def test_object_writes_are_granted_on_key_prefixes_never_a_whole_bucket(
     each_env: SynthesizedEnv,
 ) -> None:
     for part in STACKS:
-        for name, policy in resources_of(each_env, part, "AWS::IAM::Policy").items():
+        for name, policy in each_env.properties(part, "AWS::IAM::Policy").items():
             for resource in object_writes(policy):
                 _, _, key = resource.partition("/")
                 first = key.split("/", 1)[0]
@@ -190,12 +185,12 @@ def test_the_state_machine_reads_part_lists_and_writes_only_its_map_results(
 ) -> None:
     (role,) = [
         name
-        for name in resources_of(each_env, "Pipeline", "AWS::IAM::Role")
+        for name in each_env.properties("Pipeline", "AWS::IAM::Role")
         if "StateMachineRole" in name
     ]
     policies = [
         policy
-        for policy in resources_of(each_env, "Pipeline", "AWS::IAM::Policy").values()
+        for policy in each_env.properties("Pipeline", "AWS::IAM::Policy").values()
         if {"Ref": role} in policy.get("Roles", [])
     ]
     s3_resources = {
@@ -212,7 +207,7 @@ def test_the_state_machine_reads_part_lists_and_writes_only_its_map_results(
 def test_evaluate_may_read_the_endpoints_table_where_the_champion_is(
     each_env: SynthesizedEnv,
 ) -> None:
-    policies = resources_of(each_env, "Pipeline", "AWS::IAM::Policy")
+    policies = each_env.properties("Pipeline", "AWS::IAM::Policy")
     (evaluate,) = [p for name, p in policies.items() if "FunctionsEvaluateRole" in name]
     tables = {
         json.dumps(resource)

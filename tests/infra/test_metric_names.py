@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -68,11 +68,6 @@ def watched_metrics(template: dict[str, Any]) -> set[str]:
                 found.add(widget)
             found.update(re.findall(r'MetricName=\\*"(\w+)\\*"', body))
     return found
-
-
-@pytest.fixture(scope="module")
-def local(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
-    return synth_env("local")
 
 
 @pytest.mark.parametrize("part", ["Serving", "Monitoring"])

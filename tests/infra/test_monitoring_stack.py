@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +22,6 @@ def config_of(env: SynthesizedEnv) -> EnvConfig:
     return load_env_config(cdk_context(), env.name)
 
 
-def resources(env: SynthesizedEnv, type_name: str) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = env.template_json("Monitoring")["Resources"]
-    return {key: value for key, value in found.items() if value["Type"] == type_name}
-
-
-def only(env: SynthesizedEnv, type_name: str, fragment: str) -> tuple[str, dict[str, Any]]:
-    matches = [(k, v) for k, v in resources(env, type_name).items() if fragment in k]
-    assert len(matches) == 1, (fragment, [k for k, _ in matches])
-    logical_id, resource = matches[0]
-    return logical_id, resource["Properties"]
-
-
 def topic_import(env: SynthesizedEnv) -> dict[str, str]:
     (reference,) = next(
         value
@@ -43,22 +30,6 @@ def topic_import(env: SynthesizedEnv) -> dict[str, str]:
     )["Properties"]["AlarmActions"]
     assert "AlertsTopic" in reference["Fn::ImportValue"]
     return {"Fn::ImportValue": str(reference["Fn::ImportValue"])}
-
-
-def function_environment(env: SynthesizedEnv, command: str) -> dict[str, Any]:
-    (function,) = [
-        value["Properties"]
-        for value in resources(env, "AWS::Lambda::Function").values()
-        if value["Properties"].get("ImageConfig", {}).get("Command")
-        == [f"functions.{command}.handler.handler"]
-    ]
-    variables: dict[str, Any] = function["Environment"]["Variables"]
-    return variables
-
-
-@pytest.fixture(scope="module")
-def local(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
-    return synth_env("local")
 
 
 def test_drift_alarms_use_the_envs_thresholds_and_check_period(each_env: SynthesizedEnv) -> None:
@@ -70,9 +41,7 @@ def test_drift_alarms_use_the_envs_thresholds_and_check_period(each_env: Synthes
     }
     alarms = {
         props["MetricName"]: props
-        for props in (
-            r["Properties"] for r in resources(each_env, "AWS::CloudWatch::Alarm").values()
-        )
+        for props in each_env.properties("Monitoring", "AWS::CloudWatch::Alarm").values()
         if props.get("Namespace") == "Driftline" and props["MetricName"] in expected
     }
 
@@ -92,7 +61,7 @@ def test_drift_alarms_use_the_envs_thresholds_and_check_period(each_env: Synthes
 def test_composite_drift_alarm_fires_on_any_child_and_notifies_the_topic(
     local: SynthesizedEnv,
 ) -> None:
-    _, props = only(local, "AWS::CloudWatch::CompositeAlarm", "DriftAlarm")
+    _, props = local.only("Monitoring", "AWS::CloudWatch::CompositeAlarm", "DriftAlarm")
     parts = props["AlarmRule"]["Fn::Join"][1]
     children = [part["Fn::GetAtt"][0] for part in parts if isinstance(part, dict)]
     text = "".join(part if isinstance(part, str) else "<arn>" for part in parts)
@@ -109,7 +78,7 @@ def test_composite_drift_alarm_fires_on_any_child_and_notifies_the_topic(
 def test_concept_drift_alarm_watches_the_primary_metric_at_the_gate_threshold(
     local: SynthesizedEnv,
 ) -> None:
-    _, props = only(local, "AWS::CloudWatch::Alarm", "ConceptDriftAlarm")
+    _, props = local.only("Monitoring", "AWS::CloudWatch::Alarm", "ConceptDriftAlarm")
 
     # models/breast_cancer.yaml: primary metric roc_auc, gate threshold 0.95
     assert (props["MetricName"], props["Threshold"]) == ("LiveRocAuc", 0.95)
@@ -122,9 +91,9 @@ def test_drift_checks_run_on_the_envs_schedule_and_when_captures_land(
     each_env: SynthesizedEnv,
 ) -> None:
     minutes = config_of(each_env).schedules.drift_check_minutes
-    _, schedule = only(each_env, "AWS::Events::Rule", "DriftSchedule")
-    _, capture = only(each_env, "AWS::Events::Rule", "OnCapture")
-    _, feedback = only(each_env, "AWS::Events::Rule", "OnFeedback")
+    _, schedule = each_env.only("Monitoring", "AWS::Events::Rule", "DriftSchedule")
+    _, capture = each_env.only("Monitoring", "AWS::Events::Rule", "OnCapture")
+    _, feedback = each_env.only("Monitoring", "AWS::Events::Rule", "OnFeedback")
 
     assert schedule["ScheduleExpression"] == f"rate({minutes} minutes)"
     assert json.loads(schedule["Targets"][0]["Input"]) == {"trigger": "schedule"}
@@ -147,10 +116,10 @@ def test_drift_checks_run_on_the_envs_schedule_and_when_captures_land(
 def test_drift_alarm_goes_to_the_notifier_and_drift_or_concept_drift_to_retrain(
     local: SynthesizedEnv,
 ) -> None:
-    composite, _ = only(local, "AWS::CloudWatch::CompositeAlarm", "DriftAlarm")
-    concept, _ = only(local, "AWS::CloudWatch::Alarm", "ConceptDriftAlarm")
-    _, notify = only(local, "AWS::Events::Rule", "NotifyDrift")
-    _, retrain = only(local, "AWS::Events::Rule", "RetrainOnAlarm")
+    composite, _ = local.only("Monitoring", "AWS::CloudWatch::CompositeAlarm", "DriftAlarm")
+    concept, _ = local.only("Monitoring", "AWS::CloudWatch::Alarm", "ConceptDriftAlarm")
+    _, notify = local.only("Monitoring", "AWS::Events::Rule", "NotifyDrift")
+    _, retrain = local.only("Monitoring", "AWS::Events::Rule", "RetrainOnAlarm")
 
     for rule, alarms in ((notify, [composite]), (retrain, [composite, concept])):
         pattern = rule["EventPattern"]
@@ -171,22 +140,26 @@ def test_drift_alarm_goes_to_the_notifier_and_drift_or_concept_drift_to_retrain(
 
 def test_cooldown_and_scheduled_retraining_follow_the_env(each_env: SynthesizedEnv) -> None:
     schedules = config_of(each_env).schedules
-    variables = function_environment(each_env, "retrain")
-    scheduled = [k for k in resources(each_env, "AWS::Events::Rule") if "ScheduledRetrain" in k]
+    variables = each_env.function_properties("Monitoring", "retrain")["Environment"]["Variables"]
+    scheduled = [
+        k for k in each_env.resources("Monitoring", "AWS::Events::Rule") if "ScheduledRetrain" in k
+    ]
 
     assert float(variables["DRIFTLINE_RETRAIN_COOLDOWN_HOURS"]) == schedules.retrain_cooldown_hours
     assert "StateMachine" in json.dumps(variables["DRIFTLINE_STATE_MACHINE_ARN"])
     if schedules.scheduled_retrain_days is None:
         assert scheduled == []
     else:
-        _, rule = only(each_env, "AWS::Events::Rule", "ScheduledRetrain")
+        _, rule = each_env.only("Monitoring", "AWS::Events::Rule", "ScheduledRetrain")
         assert rule["ScheduleExpression"] == f"rate({schedules.scheduled_retrain_days} days)"
         assert json.loads(rule["Targets"][0]["Input"]) == {"model": MODEL, "cause": "schedule"}
 
 
 def test_drift_monitor_gets_the_envs_thresholds_and_window(each_env: SynthesizedEnv) -> None:
     thresholds = config_of(each_env).thresholds
-    variables = function_environment(each_env, "drift_monitor")
+    variables = each_env.function_properties("Monitoring", "drift_monitor")["Environment"][
+        "Variables"
+    ]
 
     assert float(variables["DRIFTLINE_PSI"]) == thresholds.psi
     assert float(variables["DRIFTLINE_KS_STATISTIC"]) == thresholds.ks_statistic
@@ -200,7 +173,7 @@ def test_operational_alarms_cover_pipeline_queues_endpoints_and_functions(
     local: SynthesizedEnv,
 ) -> None:
     topic = topic_import(local)
-    alarms = [r["Properties"] for r in resources(local, "AWS::CloudWatch::Alarm").values()]
+    alarms = [props for props in local.properties("Monitoring", "AWS::CloudWatch::Alarm").values()]
     by_metric: dict[str, list[dict[str, Any]]] = {}
     for props in alarms:
         if "MetricName" in props:  # the fleet drift alarm is a Metrics Insights query
@@ -226,7 +199,7 @@ def test_operational_alarms_cover_pipeline_queues_endpoints_and_functions(
 def test_dashboard_shows_runs_drift_per_feature_endpoints_and_alarm_states(
     local: SynthesizedEnv,
 ) -> None:
-    _, props = only(local, "AWS::CloudWatch::Dashboard", "Dashboard")
+    _, props = local.only("Monitoring", "AWS::CloudWatch::Dashboard", "Dashboard")
     body = "".join(
         part if isinstance(part, str) else "<ref>" for part in props["DashboardBody"]["Fn::Join"][1]
     )
@@ -250,7 +223,7 @@ def test_dashboard_shows_runs_drift_per_feature_endpoints_and_alarm_states(
     (states,) = [w for w in widgets if w["properties"].get("title") == "Alarm states"]
     assert (
         len(states["properties"]["alarms"])
-        == len(resources(local, "AWS::CloudWatch::Alarm")) + 1 + 5 + 2
+        == len(local.resources("Monitoring", "AWS::CloudWatch::Alarm")) + 1 + 5 + 2
     )  # + the composite drift alarm, + the dedicated endpoint's 2 and the shared endpoint's 3,
     # + the Pipeline stack's uploads queue and StartRun errors
     outputs = local.template_json("Monitoring")["Outputs"]
@@ -261,7 +234,7 @@ def test_monitoring_functions_get_only_the_access_they_use(local: SynthesizedEnv
     template = local.template("Monitoring")
     policies = {
         key: json.dumps(value["Properties"]["PolicyDocument"])
-        for key, value in resources(local, "AWS::IAM::Policy").items()
+        for key, value in local.resources("Monitoring", "AWS::IAM::Policy").items()
     }
     notifier = next(text for key, text in policies.items() if "Notifier" in key)
     retrain = next(text for key, text in policies.items() if "Retrain" in key)
@@ -287,7 +260,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def dashboard(env: SynthesizedEnv) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    _, props = only(env, "AWS::CloudWatch::Dashboard", "Dashboard")
+    _, props = env.only("Monitoring", "AWS::CloudWatch::Dashboard", "Dashboard")
     body = "".join(
         part if isinstance(part, str) else "<ref>" for part in props["DashboardBody"]["Fn::Join"][1]
     )

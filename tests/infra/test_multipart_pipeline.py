@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from infra.constructs.training_pipeline import PART_CONCURRENCY
 from tests.infra.conftest import SynthesizedEnv
-from tests.infra.test_pipeline_stack import definition, resources_of
 
 pytestmark = pytest.mark.infra
 
 
 @pytest.fixture(scope="module")
-def local(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
-    return synth_env("local")
-
-
-@pytest.fixture(scope="module")
 def states(local: SynthesizedEnv) -> dict[str, Any]:
-    found: dict[str, Any] = definition(local)["States"]
+    found: dict[str, Any] = local.state_machine_definition()["States"]
     return found
 
 
@@ -86,7 +79,7 @@ def test_a_batch_rejected_while_listing_is_notified_like_any_rejection(
 def test_the_state_machine_may_read_the_part_list_through_the_data_key(
     local: SynthesizedEnv,
 ) -> None:
-    policies = resources_of(local, "Pipeline", "AWS::IAM::Policy")
+    policies = local.resources("Pipeline", "AWS::IAM::Policy")
     (role_policy,) = [
         policy
         for name, policy in policies.items()
@@ -111,7 +104,7 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 def test_the_batch_steps_may_tag_dataset_objects_but_never_delete_them(
     local: SynthesizedEnv,
 ) -> None:
-    policies = resources_of(local, "Pipeline", "AWS::IAM::Policy")
+    policies = local.resources("Pipeline", "AWS::IAM::Policy")
     for step in ("ListParts", "MergeParts"):
         (policy,) = [p for name, p in policies.items() if f"Functions{step}" in name]
         statements = policy["Properties"]["PolicyDocument"]["Statement"]

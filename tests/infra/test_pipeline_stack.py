@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from aws_cdk.assertions import Capture, Match
 
 from infra.config import LOG_RETENTION_DAYS
 from infra.constructs.log_retention import _BY_DAYS
@@ -18,27 +17,8 @@ from tests.infra.conftest import REPO, SynthesizedEnv
 pytestmark = pytest.mark.infra
 
 
-def resources_of(env: SynthesizedEnv, part: str, type_name: str) -> dict[str, Any]:
-    resources: dict[str, Any] = env.template_json(part)["Resources"]
-    return {key: value for key, value in resources.items() if value["Type"] == type_name}
-
-
-def definition(env: SynthesizedEnv) -> dict[str, Any]:
-    """The state machine's ASL with every CloudFormation token replaced by a placeholder."""
-    (machine,) = resources_of(env, "Pipeline", "AWS::StepFunctions::StateMachine").values()
-    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
-    text = "".join(part if isinstance(part, str) else "TOKEN" for part in parts)
-    document: dict[str, Any] = json.loads(text)
-    return document
-
-
-@pytest.fixture(scope="module")
-def local(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
-    return synth_env("local")
-
-
 def test_pipeline_runs_the_steps_in_order(local: SynthesizedEnv) -> None:
-    states = definition(local)["States"]
+    states = local.state_machine_definition()["States"]
     order = ["Prepare", "Train", "Evaluate", "Gate", "GatePassed?"]
     for current, following in itertools.pairwise(order):
         assert states[current]["Next"] == following
@@ -50,7 +30,7 @@ def test_pipeline_runs_the_steps_in_order(local: SynthesizedEnv) -> None:
 def test_every_lambda_step_retries_transient_errors_and_catches_the_rest(
     local: SynthesizedEnv,
 ) -> None:
-    states = definition(local)["States"]
+    states = local.state_machine_definition()["States"]
     for name in ("Validate", "Prepare", "Train", "Evaluate", "Gate", "Register"):
         retried = {error for rule in states[name]["Retry"] for error in rule["ErrorEquals"]}
         assert {"TransientError", "Lambda.ServiceException", "Lambda.TooManyRequestsException"} <= (
@@ -64,7 +44,7 @@ def test_every_lambda_step_retries_transient_errors_and_catches_the_rest(
 def test_a_rejected_dataset_notifies_then_fails_with_dataset_rejected(
     local: SynthesizedEnv,
 ) -> None:
-    states = definition(local)["States"]
+    states = local.state_machine_definition()["States"]
     choices = {c["StringEquals"]: c["Next"] for c in states["DatasetAccepted?"]["Choices"]}
     assert choices == {"ignored": "Ignored", "rejected": "NotifyRejection"}
     assert states["NotifyRejection"]["Resource"].endswith(":states:::sns:publish")
@@ -77,7 +57,7 @@ def test_a_rejected_dataset_notifies_then_fails_with_dataset_rejected(
 
 
 def test_failures_are_recorded_notified_and_end_failed(local: SynthesizedEnv) -> None:
-    states = definition(local)["States"]
+    states = local.state_machine_definition()["States"]
     assert states["RecordFailure"]["Next"] == "NotifyFailure"
     assert states["NotifyFailure"]["Next"] == "PipelineFailed"
     assert states["PipelineFailed"]["Error"] == "PipelineFailed"
@@ -87,25 +67,41 @@ def test_failures_are_recorded_notified_and_end_failed(local: SynthesizedEnv) ->
 def test_uploads_under_datasets_trigger_the_run_starter_with_a_dead_letter_queue(
     local: SynthesizedEnv,
 ) -> None:
-    (rule,) = resources_of(local, "Pipeline", "AWS::Events::Rule").values()
-    pattern = rule["Properties"]["EventPattern"]
-    assert pattern["source"] == ["aws.s3"]
-    assert pattern["detail-type"] == ["Object Created"]
-    assert pattern["detail"]["object"] == {"key": [{"prefix": "datasets/"}]}
-    (target,) = rule["Properties"]["Targets"]
-    assert "DeadLetterConfig" in target
-    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 4
+    template = local.template("Pipeline")
+    template.resource_count_is("AWS::Events::Rule", 1)
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": Match.object_like(
+                {
+                    "source": ["aws.s3"],
+                    "detail-type": ["Object Created"],
+                    "detail": Match.object_like({"object": {"key": [{"prefix": "datasets/"}]}}),
+                }
+            ),
+            "Targets": [
+                Match.object_like(
+                    {
+                        "DeadLetterConfig": Match.any_value(),
+                        "RetryPolicy": Match.object_like({"MaximumRetryAttempts": 4}),
+                    }
+                )
+            ],
+        },
+    )
 
 
 def test_state_machine_traces_and_logs_everything(local: SynthesizedEnv) -> None:
-    (machine,) = resources_of(local, "Pipeline", "AWS::StepFunctions::StateMachine").values()
-    properties = machine["Properties"]
-    assert properties["TracingConfiguration"] == {"Enabled": True}
-    assert properties["LoggingConfiguration"]["Level"] == "ALL"
+    logging = Capture()
+    local.template("Pipeline").has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {"TracingConfiguration": {"Enabled": True}, "LoggingConfiguration": logging},
+    )
+    assert logging.as_object()["Level"] == "ALL"
 
 
 def test_functions_run_from_the_shared_image_with_their_own_command(local: SynthesizedEnv) -> None:
-    functions = resources_of(local, "Pipeline", "AWS::Lambda::Function")
+    functions = local.resources("Pipeline", "AWS::Lambda::Function")
     commands = {fn["Properties"]["ImageConfig"]["Command"][0] for fn in functions.values()}
     assert commands == {
         f"functions.{name}.handler.handler"
@@ -129,7 +125,7 @@ def test_functions_run_from_the_shared_image_with_their_own_command(local: Synth
 
 
 def test_every_handler_the_template_names_exists(local: SynthesizedEnv) -> None:
-    functions = resources_of(local, "Pipeline", "AWS::Lambda::Function").values()
+    functions = local.resources("Pipeline", "AWS::Lambda::Function").values()
     for fn in functions:
         module, _, attribute = fn["Properties"]["ImageConfig"]["Command"][0].rpartition(".")
         path = REPO / Path(*module.split(".")).with_suffix(".py")
@@ -138,7 +134,7 @@ def test_every_handler_the_template_names_exists(local: SynthesizedEnv) -> None:
 
 
 def test_function_roles_use_no_aws_managed_policies(local: SynthesizedEnv) -> None:
-    for role in resources_of(local, "Pipeline", "AWS::IAM::Role").values():
+    for role in local.resources("Pipeline", "AWS::IAM::Role").values():
         assert "ManagedPolicyArns" not in role["Properties"]
 
 
@@ -146,7 +142,7 @@ def test_log_groups_keep_logs_for_the_configured_retention(
     synth_env: Callable[[str], SynthesizedEnv],
 ) -> None:
     for env_name, days in (("local", 7), ("prod", 365)):
-        groups = resources_of(synth_env(env_name), "Pipeline", "AWS::Logs::LogGroup").values()
+        groups = synth_env(env_name).resources("Pipeline", "AWS::Logs::LogGroup").values()
         assert {group["Properties"]["RetentionInDays"] for group in groups} == {days}
 
 
@@ -181,7 +177,7 @@ def test_validators_have_room_in_tmp_for_the_largest_parquet_they_accept(
         fn["Properties"]["ImageConfig"]["Command"][0].split(".")[1]: fn["Properties"].get(
             "EphemeralStorage"
         )
-        for fn in resources_of(local, "Pipeline", "AWS::Lambda::Function").values()
+        for fn in local.resources("Pipeline", "AWS::Lambda::Function").values()
     }
     assert storage["validate"] == {"Size": VALIDATOR_EPHEMERAL_STORAGE_MB} == {"Size": 10_240}
     assert storage["validate_part"] == {"Size": 10_240}

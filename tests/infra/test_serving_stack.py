@@ -16,7 +16,14 @@ from aws_cdk.assertions import Match, Template
 from infra.app_builder import build_environment, shipped_model_names
 from infra.config import load_env_config
 from infra.stacks.serving_stack import construct_name
-from tests.infra.conftest import REPO, SynthesizedEnv, cdk_context, synthesize
+from tests.infra.conftest import (
+    REPO,
+    SynthesizedEnv,
+    cdk_context,
+    cfn_text,
+    resources_in,
+    synthesize,
+)
 from tests.infra.test_compliance import cfn_lint_errors
 
 pytestmark = pytest.mark.infra
@@ -24,14 +31,10 @@ pytestmark = pytest.mark.infra
 MODEL = "breast_cancer"
 
 
-def resources_of(template: dict[str, Any], type_name: str) -> dict[str, Any]:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == type_name}
-
-
 def _serving_functions(template: dict[str, Any]) -> dict[str, Any]:
     return {
         key: fn
-        for key, fn in resources_of(template, "AWS::Lambda::Function").items()
+        for key, fn in resources_in(template, "AWS::Lambda::Function").items()
         if fn["Properties"]["ImageConfig"]["Command"] == ["functions.inference.handler.handler"]
     }
 
@@ -57,30 +60,11 @@ def shared_function(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def statements(template: dict[str, Any], policy_prefix: str) -> list[dict[str, Any]]:
     (policy,) = (
         p
-        for k, p in resources_of(template, "AWS::IAM::Policy").items()
+        for k, p in resources_in(template, "AWS::IAM::Policy").items()
         if k.startswith(policy_prefix)
     )
     found: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
     return found
-
-
-def joined(value: Any) -> str:
-    """A CloudFormation string expression with every token replaced by `TOKEN`."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        return "".join(joined(part) for part in value["Fn::Join"][1])
-    return "TOKEN"
-
-
-@pytest.fixture(scope="module")
-def local(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
-    return synth_env("local")
-
-
-@pytest.fixture(scope="module")
-def prod(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
-    return synth_env("prod")
 
 
 # --- endpoints ----------------------------------------------------------------------------
@@ -165,21 +149,21 @@ def test_live_alias_starts_on_a_bootstrap_version_behind_an_iam_function_url(
     (function_id,) = inference_functions(template)
     (alias,) = (
         a
-        for a in resources_of(template, "AWS::Lambda::Alias").values()
+        for a in resources_in(template, "AWS::Lambda::Alias").values()
         if a["Properties"]["FunctionName"] == {"Ref": function_id}
     )
     (version_id,) = (
         key
-        for key, v in resources_of(template, "AWS::Lambda::Version").items()
+        for key, v in resources_in(template, "AWS::Lambda::Version").items()
         if v["Properties"]["FunctionName"] == {"Ref": function_id}
     )
     assert alias["Properties"]["Name"] == "live"
     assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
-    urls = resources_of(template, "AWS::Lambda::Url").values()
+    urls = resources_in(template, "AWS::Lambda::Url").values()
     assert {(u["Properties"]["AuthType"], u["Properties"]["Qualifier"]) for u in urls} == {
         ("AWS_IAM", "live")
     }
-    assert resources_of(template, "AWS::Lambda::Permission") == {}  # no public invoke
+    assert resources_in(template, "AWS::Lambda::Permission") == {}  # no public invoke
 
 
 def test_the_shared_endpoint_serves_any_model_with_least_privilege(
@@ -209,7 +193,7 @@ def test_the_shared_endpoint_serves_any_model_with_least_privilege(
     )
     (alias,) = (
         a
-        for a in resources_of(template, "AWS::Lambda::Alias").values()
+        for a in resources_in(template, "AWS::Lambda::Alias").values()
         if a["Properties"]["FunctionName"] == {"Ref": function_id}
     )
     version = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
@@ -220,7 +204,7 @@ def test_the_shared_endpoint_serves_any_model_with_least_privilege(
 
 def test_endpoints_output_maps_models_to_function_alias_and_url(local: SynthesizedEnv) -> None:
     value = local.template_json("Serving")["Outputs"]["Endpoints"]["Value"]
-    document = json.loads(joined(value))
+    document = json.loads(cfn_text(value))
     assert document == {MODEL: {"function_name": "TOKEN", "alias": "live", "url": "TOKEN"}}
 
 
@@ -228,7 +212,7 @@ def test_the_endpoint_may_read_only_its_model_and_write_only_its_captures(
     local: SynthesizedEnv,
 ) -> None:
     s3_resources = {
-        joined(resource)
+        cfn_text(resource)
         for statement in statements(local.template_json("Serving"), MODEL.title().replace("_", ""))
         if any(str(action).startswith("s3:") for action in statement["Action"])
         for resource in (
@@ -285,7 +269,7 @@ def test_codedeploy_shifts_live_with_the_envs_strategy_and_rolls_back_on_the_ala
     synth_env: Callable[[str], SynthesizedEnv], env_name: str, config_name: str
 ) -> None:
     template = synth_env(env_name).template_json("Serving")
-    groups = resources_of(template, "AWS::CodeDeploy::DeploymentGroup").values()
+    groups = resources_in(template, "AWS::CodeDeploy::DeploymentGroup").values()
     assert len(groups) == 2  # the dedicated endpoint's and the shared endpoint's
     watched: set[str] = set()
     for group in groups:
@@ -301,12 +285,12 @@ def test_codedeploy_shifts_live_with_the_envs_strategy_and_rolls_back_on_the_ala
         }
     model_errors = {
         key
-        for key, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items()
+        for key, alarm in resources_in(template, "AWS::CloudWatch::Alarm").items()
         if "ModelErrors" in json.dumps(alarm["Properties"].get("Metrics", []))
     }
     assert len(model_errors) == 1  # per model on the shared endpoint: not a code rollback
-    assert watched == set(resources_of(template, "AWS::CloudWatch::Alarm")) - model_errors
-    for alias in resources_of(template, "AWS::Lambda::Alias").values():
+    assert watched == set(resources_in(template, "AWS::CloudWatch::Alarm")) - model_errors
+    for alias in resources_in(template, "AWS::Lambda::Alias").values():
         assert "CodeDeployLambdaAliasUpdate" in alias["UpdatePolicy"]
 
 
@@ -322,7 +306,7 @@ def test_the_twin_moves_aliases_directly_and_has_no_codedeploy_resources(
     def deployer_variables(template: dict[str, Any]) -> dict[str, Any]:
         (fn,) = (
             fn
-            for fn in resources_of(template, "AWS::Lambda::Function").values()
+            for fn in resources_in(template, "AWS::Lambda::Function").values()
             if fn["Properties"]["ImageConfig"]["Command"] == ["functions.deploy.handler.handler"]
         )
         variables: dict[str, Any] = fn["Properties"]["Environment"]["Variables"]
@@ -333,12 +317,12 @@ def test_the_twin_moves_aliases_directly_and_has_no_codedeploy_resources(
         "direct",
         "AllAtOnce",
     )
-    assert json.loads(joined(local_env["DRIFTLINE_ENDPOINTS"])) == {
+    assert json.loads(cfn_text(local_env["DRIFTLINE_ENDPOINTS"])) == {
         MODEL: {"function_name": "TOKEN", "alias": "live"}
     }
     prod_env = deployer_variables(prod.template_json("Serving"))
     assert prod_env["DRIFTLINE_ALIAS_SHIFT"] == "codedeploy"
-    assert json.loads(joined(prod_env["DRIFTLINE_ENDPOINTS"]))[MODEL] == {
+    assert json.loads(cfn_text(prod_env["DRIFTLINE_ENDPOINTS"]))[MODEL] == {
         "function_name": "TOKEN",
         "alias": "live",
         "deployment_application": "TOKEN",
@@ -368,10 +352,10 @@ def test_the_deploy_step_may_change_only_the_endpoint_functions_and_their_groups
             function_arn,
             {"Fn::Join": ["", [function_arn, ":*"]]},
         ]
-    assert ":deploymentgroup:" in joined(by_action["codedeploy:CreateDeployment"])
+    assert ":deploymentgroup:" in cfn_text(by_action["codedeploy:CreateDeployment"])
     (deployer,) = (
         fn
-        for fn in resources_of(template, "AWS::Lambda::Function").values()
+        for fn in resources_in(template, "AWS::Lambda::Function").values()
         if fn["Properties"]["ImageConfig"]["Command"] == ["functions.deploy.handler.handler"]
     )
     assert deployer["Properties"]["Timeout"] == 900
@@ -379,7 +363,7 @@ def test_the_deploy_step_may_change_only_the_endpoint_functions_and_their_groups
 
 
 def test_every_handler_the_serving_template_names_exists(local: SynthesizedEnv) -> None:
-    for fn in resources_of(local.template_json("Serving"), "AWS::Lambda::Function").values():
+    for fn in resources_in(local.template_json("Serving"), "AWS::Lambda::Function").values():
         module, _, attribute = fn["Properties"]["ImageConfig"]["Command"][0].rpartition(".")
         path = REPO / Path(*module.split(".")).with_suffix(".py")
         assert path.is_file(), path
@@ -390,13 +374,13 @@ def test_every_handler_the_serving_template_names_exists(local: SynthesizedEnv) 
 
 
 def test_the_pipeline_deploy_step_invokes_the_serving_deployer(local: SynthesizedEnv) -> None:
-    (machine,) = resources_of(
+    (machine,) = resources_in(
         local.template_json("Pipeline"), "AWS::StepFunctions::StateMachine"
     ).values()
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     text = "".join(part if isinstance(part, str) else json.dumps(part) for part in parts)
     assert "ExportsOutputFnGetAttDeployerDeployFunction" in text
-    states = json.loads(joined(machine["Properties"]["DefinitionString"]))["States"]
+    states = json.loads(cfn_text(machine["Properties"]["DefinitionString"]))["States"]
     deploy = states["Deploy"]
     assert deploy["Type"] == "Task"
     assert deploy["ResultPath"] == "$.deployment"
@@ -462,10 +446,10 @@ def test_sagemaker_serverless_serves_each_model_from_its_registered_archive(
 ) -> None:
     template_json = json.loads(sagemaker_serverless.read_text())
     template = Template.from_json(template_json)
-    models = resources_of(template_json, "AWS::SageMaker::Model")
+    models = resources_in(template_json, "AWS::SageMaker::Model")
     assert len(models) == 2
     sources = {
-        joined(m["Properties"]["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]["S3Uri"])
+        cfn_text(m["Properties"]["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]["S3Uri"])
         for m in models.values()
     }
     assert sources == {f"s3://TOKEN/models/{MODEL}/live/", "s3://TOKEN/models/wine-quality/live/"}

@@ -14,24 +14,13 @@ import pytest
 
 from infra.constructs.training_pipeline import shipped_models
 from tests.infra.conftest import SynthesizedEnv
-from tests.infra.test_pipeline_stack import definition, resources_of
 
 pytestmark = pytest.mark.infra
 
 
-@pytest.fixture(scope="module")
-def prod(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
-    return synth_env("prod")
-
-
-@pytest.fixture(scope="module")
-def dev(synth_env: Callable[[str], SynthesizedEnv]) -> SynthesizedEnv:
-    return synth_env("dev")
-
-
 def token_after(env: SynthesizedEnv, marker: str) -> list[Any]:
     """The CloudFormation values spliced into the ASL right after each `marker` (a JSON key)."""
-    (machine,) = resources_of(env, "Pipeline", "AWS::StepFunctions::StateMachine").values()
+    (machine,) = env.resources("Pipeline", "AWS::StepFunctions::StateMachine").values()
     parts: list[Any] = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     return [
         following
@@ -41,7 +30,7 @@ def token_after(env: SynthesizedEnv, marker: str) -> list[Any]:
 
 
 def function_image(env: SynthesizedEnv) -> Any:
-    functions = resources_of(env, "Pipeline", "AWS::Lambda::Function")
+    functions = env.resources("Pipeline", "AWS::Lambda::Function")
     images = {repr(fn["Properties"]["Code"]["ImageUri"]) for fn in functions.values()}
     assert len(images) == 1
     return next(iter(functions.values()))["Properties"]["Code"]["ImageUri"]
@@ -50,7 +39,7 @@ def function_image(env: SynthesizedEnv) -> Any:
 def test_prod_trains_in_a_sagemaker_job_that_step_functions_waits_for(
     prod: SynthesizedEnv,
 ) -> None:
-    states = definition(prod)["States"]
+    states = prod.state_machine_definition()["States"]
     train = states["Train"]
     assert train["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
     assert train["Next"] == "CollectTraining"
@@ -91,7 +80,7 @@ def test_the_training_job_runs_the_functions_image_and_encrypts_with_the_data_ke
     prod: SynthesizedEnv,
 ) -> None:
     assert token_after(prod, "TrainingImage") == [function_image(prod)]
-    (key_arn,) = resources_of(prod, "Data", "AWS::KMS::Key")
+    (key_arn,) = prod.resources("Data", "AWS::KMS::Key")
     for marker in ("KmsKeyId", "VolumeKmsKeyId"):
         (value,) = token_after(prod, marker)
         assert f"GetAtt{key_arn}Arn" in value["Fn::ImportValue"]
@@ -103,14 +92,14 @@ def test_the_training_job_runs_the_functions_image_and_encrypts_with_the_data_ke
 def test_the_training_role_reads_runs_writes_outputs_and_pulls_the_image(
     prod: SynthesizedEnv,
 ) -> None:
-    roles = resources_of(prod, "Pipeline", "AWS::IAM::Role")
+    roles = prod.resources("Pipeline", "AWS::IAM::Role")
     (role_id,) = [
         key
         for key, role in roles.items()
         if "sagemaker.amazonaws.com"
         in repr(role["Properties"]["AssumeRolePolicyDocument"]["Statement"])
     ]
-    policies = resources_of(prod, "Pipeline", "AWS::IAM::Policy")
+    policies = prod.resources("Pipeline", "AWS::IAM::Policy")
     (policy,) = [p for p in policies.values() if p["Properties"]["Roles"] == [{"Ref": role_id}]]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     actions = {
@@ -134,29 +123,27 @@ def test_the_training_role_reads_runs_writes_outputs_and_pulls_the_image(
 
 
 def test_dev_keeps_the_lambda_train_step(dev: SynthesizedEnv) -> None:
-    states = definition(dev)["States"]
+    states = dev.state_machine_definition()["States"]
     # A payload-only LambdaInvoke names the function's ARN (a token) as its Resource.
     assert states["Train"]["Resource"] == "TOKEN"
     retried = {error for rule in states["Train"]["Retry"] for error in rule["ErrorEquals"]}
     assert "Lambda.ServiceException" in retried
     assert states["Train"]["Next"] == "Evaluate"
     assert "CollectTraining" not in states
-    assert "sagemaker:CreateTrainingJob" not in repr(
-        resources_of(dev, "Pipeline", "AWS::IAM::Policy")
-    )
+    assert "sagemaker:CreateTrainingJob" not in repr(dev.resources("Pipeline", "AWS::IAM::Policy"))
 
 
 def test_each_shipped_model_has_a_model_package_group_outside_the_twin(
     prod: SynthesizedEnv, synth_env: Callable[[str], SynthesizedEnv]
 ) -> None:
-    groups = resources_of(prod, "Pipeline", "AWS::SageMaker::ModelPackageGroup")
+    groups = prod.resources("Pipeline", "AWS::SageMaker::ModelPackageGroup")
     names = {group["Properties"]["ModelPackageGroupName"] for group in groups.values()}
     assert names == {f"driftline-prod-{m.replace('_', '-')}" for m in shipped_models()}
-    assert not resources_of(synth_env("local"), "Pipeline", "AWS::SageMaker::ModelPackageGroup")
+    assert not synth_env("local").resources("Pipeline", "AWS::SageMaker::ModelPackageGroup")
 
 
 def test_register_may_create_packages_only_in_its_groups(prod: SynthesizedEnv) -> None:
-    functions = resources_of(prod, "Pipeline", "AWS::Lambda::Function")
+    functions = prod.resources("Pipeline", "AWS::Lambda::Function")
     (register,) = [
         fn
         for fn in functions.values()
@@ -165,7 +152,7 @@ def test_register_may_create_packages_only_in_its_groups(prod: SynthesizedEnv) -
     variables = register["Properties"]["Environment"]["Variables"]
     assert "DRIFTLINE_MODEL_PACKAGE_GROUPS" in variables
     assert "DRIFTLINE_MODEL_IMAGE_URI" in variables
-    policies = resources_of(prod, "Pipeline", "AWS::IAM::Policy")
+    policies = prod.resources("Pipeline", "AWS::IAM::Policy")
     (statement,) = [
         s
         for p in policies.values()
