@@ -52,7 +52,8 @@ import sys, time
 started = time.perf_counter()
 sys.path.insert(0, {repo!r})
 import functions.inference.handler  # noqa: F401  (what the runtime imports at init)
-from functions.inference import bundle, service
+from functions.inference import service
+from pipelines import serving_bundle as bundle
 imported = time.perf_counter()
 data = open({path!r}, "rb").read()
 if {digest!r}:
@@ -66,8 +67,8 @@ print(imported - started, loaded - imported)
 
 # The shared endpoint also needs the AWS SDK before its first model: it reads the route.
 SHARED_COLD_SCRIPT = COLD_SCRIPT.replace(
-    "from functions.inference import bundle, service\n",
-    "from functions.inference import bundle, service, routing\n"
+    "from functions.inference import service\n",
+    "from functions.inference import service, routing\n"
     "from functions.shared import clients, endpoints  # noqa: F401\n"
     "clients.client('dynamodb')\n",
 )
@@ -136,9 +137,10 @@ def _warm(archive: bytes, features: Any) -> dict[str, Any]:
     from moto import mock_aws
     from threadpoolctl import threadpool_limits
 
-    from functions.inference import bundle, handler, service
+    from functions.inference import handler, service
     from functions.shared import clients, storage
     from pipelines import keys
+    from pipelines import serving_bundle as bundle
 
     data, digest = bundle.build_bundle(archive)
     key = keys.bundle_key(MODEL, 1, digest)
@@ -261,7 +263,7 @@ def _warm_shared(
 
 
 def _cold(archive: bytes) -> dict[str, Any]:
-    from functions.inference import bundle
+    from pipelines import serving_bundle as bundle
 
     data, digest = bundle.build_bundle(archive)
     runs: dict[str, Any] = {}

@@ -6,7 +6,7 @@ the CLI, `{"registered": {"model", "version"}, "requested_by": "cli:<user>"}`. S
 1. refuse anything but an Approved version (`DeploymentRefused`, which the state machine
    treats as "registered, awaiting approval" rather than a failed run);
 2. load the archive once through skops' allowlist and store the serving bundle
-   (`functions/inference/bundle.py`);
+   (`pipelines/serving_bundle.py`);
 3. write the model version, archive key and bundle key + digest into the inference function's
    environment, wait for the update, and publish a version (guarded by the RevisionId, so a
    concurrent change cannot slip into it);
@@ -459,8 +459,8 @@ def _approved_version(
 
 
 def _store_bundle(bucket: str, request: DeployRequest, model_key: str) -> tuple[str, str]:
-    from functions.inference.bundle import build_bundle
     from pipelines.keys import bundle_key
+    from pipelines.serving_bundle import build_bundle
 
     data, digest = build_bundle(storage.get_bytes(bucket, model_key))
     key = bundle_key(request.model, request.version, digest)

@@ -45,7 +45,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.inference.routing import get_router, requested_model
-from functions.inference.schema import RequestError, check_rows, parse_body, request_rows
 from functions.inference.service import (
     Deployed,
     InferenceSettings,
@@ -65,6 +64,7 @@ from pipelines.metric_names import (
     PREDICTED_ROWS,
     REJECTED_REQUESTS,
 )
+from pipelines.request_schema import RequestError, check_rows, parse_body, request_rows
 
 logger = Logger()
 metrics = Metrics(namespace=NAMESPACE)

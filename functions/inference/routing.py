@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from functions.inference.schema import RequestError
 from functions.inference.service import Deployed, InferenceSettings, prepare
+from pipelines.request_schema import RequestError
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -144,7 +144,7 @@ class Router:
             if found is not None:
                 self._models.move_to_end(key)
                 return found
-        from functions.inference.bundle import load_bundle
+        from pipelines.serving_bundle import load_bundle
 
         serving = load_bundle(self._read_bytes(target.bundle_key), target.bundle_sha256)
         loaded = prepare(serving, target.version, model)

@@ -17,8 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from functions.inference.bundle import load_archive
-from functions.inference.schema import RequestError, check_rows, parse_body, request_rows
 from functions.inference.service import (
     Deployed,
     InferenceSettings,
@@ -28,6 +26,8 @@ from functions.inference.service import (
     sampled,
     score,
 )
+from pipelines.request_schema import RequestError, check_rows, parse_body, request_rows
+from pipelines.serving_bundle import load_archive
 
 MODEL_DIR = Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
 PORT = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))

@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from functions.inference.bundle import ServingModel, load_archive, load_bundle
-from functions.inference.schema import CheckedRows, FeatureSchema, Limits, RequestError
 from functions.shared.errors import SettingsError, setting_variable
 from pipelines.keys import capture_key
+from pipelines.request_schema import CheckedRows, FeatureSchema, Limits, RequestError
+from pipelines.serving_bundle import ServingModel, load_archive, load_bundle
 
 DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000

@@ -34,8 +34,6 @@ from functions.deploy.handler import (
     DeployRequest,
     DeploySettings,
 )
-from functions.inference import bundle as bundle_module
-from functions.inference.bundle import build_bundle, load_bundle
 from functions.shared import clients, storage
 from functions.shared.endpoints import (
     EndpointChanged,
@@ -49,8 +47,10 @@ from functions.shared.endpoints import (
 )
 from functions.shared.registry import ModelRegistry, RegistryError
 from functions.shared.settings import SettingsError, load_settings
+from pipelines import serving_bundle as bundle_module
 from pipelines.model_config import parse_model_config
 from pipelines.model_io import dump_model, metadata_for_run
+from pipelines.serving_bundle import build_bundle, load_bundle
 from pipelines.training import run_training
 from tests.unit.conftest import buckets, moto_account, registry_tables
 
@@ -691,8 +691,8 @@ def test_a_model_without_a_dedicated_endpoint_is_served_by_the_shared_endpoint(
     world: World,
 ) -> None:
     """Given no endpoint of its own, when v1 deploys, then the shared endpoint scores with it."""
-    from functions.inference.schema import Limits, check_rows
     from functions.inference.service import score
+    from pipelines.request_schema import Limits, check_rows
 
     result = world.deploy(1, settings=shared_settings(world))
 

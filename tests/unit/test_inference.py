@@ -30,12 +30,12 @@ from threadpoolctl import threadpool_limits
 
 from functions.inference import handler as inference
 from functions.inference import sagemaker_server, service
-from functions.inference.bundle import BundleError, build_bundle
-from functions.inference.schema import FeatureSchema, Limits, RequestError, check_rows
 from functions.shared import clients, storage
 from pipelines.keys import bundle_key
 from pipelines.model_config import load_model_config, parse_model_config
 from pipelines.model_io import dump_model, load_model, metadata_for_run
+from pipelines.request_schema import FeatureSchema, Limits, RequestError, check_rows
+from pipelines.serving_bundle import BundleError, build_bundle
 from pipelines.training import run_training
 from tests.unit.conftest import buckets, moto_account, registry_tables
 
@@ -948,7 +948,7 @@ def test_the_shared_endpoint_answers_any_request_never_raises(
 
 @pytest.fixture(scope="module")
 def sagemaker_deployed(cancer: tuple[bytes, pd.DataFrame]) -> service.Deployed:
-    from functions.inference.bundle import load_archive
+    from pipelines.serving_bundle import load_archive
 
     return service.prepare(load_archive(cancer[0]), 1, MODEL)
 
