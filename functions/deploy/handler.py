@@ -36,37 +36,40 @@ version of a model has nothing to protect and goes live at once.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator
 
 from functions.shared import storage
 from functions.shared.clients import client
 from functions.shared.endpoints import (
     MODEL_ENV,
+    POLL_SECONDS,
     SHARED_ENDPOINT,
+    UNCONFIRMED,
+    CodeDeployUnavailable,
     EndpointChanged,
     EndpointRegistry,
     EndpointTarget,
     alias_version,
     iso_now,
+    model_error_count,
     parse_endpoint_targets,
     point_alias,
+    publish_model_version,
+    start_alias_deployment,
     version_model,
+    wait_for_deployment,
 )
-from functions.shared.errors import TransientError, error_code, transient_aws_errors
 from functions.shared.registry import ModelRegistry
 from functions.shared.settings import FunctionSettings, load_settings
-from pipelines.metric_names import MODEL_DIMENSION, MODEL_ERRORS, MODEL_VERSION_DIMENSION, NAMESPACE
 
 logger = Logger()
 
@@ -76,29 +79,12 @@ CODEDEPLOY_CONFIGS: Mapping[str, str] = {
     "Canary10Percent5Minutes": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
     "Linear10PercentEvery1Minute": "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
 }
-# CodeDeploy answers these when the application or group is not there (or the API is not):
-# with AllAtOnce nothing is lost by moving the alias directly instead.
-CODEDEPLOY_UNAVAILABLE = frozenset(
-    {
-        "ApplicationDoesNotExistException",
-        "DeploymentGroupDoesNotExistException",
-        "UnknownOperationException",
-        "InvalidAction",
-        "NotImplemented",
-        "501",
-        "404",
-    }
-)
 # The shared endpoint's canary, per strategy: (share of the model's traffic, seconds watched).
 SHARED_CANARY_STEPS: Mapping[str, tuple[tuple[float, int], ...]] = {
     "AllAtOnce": (),
     "Canary10Percent5Minutes": ((0.1, 300),),
     "Linear10PercentEvery1Minute": tuple((step / 10, 60) for step in range(1, 10)),
 }
-FINISHED = frozenset({"Succeeded", "Failed", "Stopped"})
-# The step's own status when its time ran out before CodeDeploy finished.
-UNCONFIRMED = "Unconfirmed"
-POLL_SECONDS = 10.0
 # Leave time to record the outcome before the function's own timeout.
 SAFETY_MARGIN_MS = 30_000
 
@@ -220,7 +206,7 @@ def deploy(
     recorded = registry.current(request.model) or {}
     previous = alias_version(clients.lambda_, target)
     previous_model = version_model(clients.lambda_, target.function_name, previous)
-    new_version = _publish(
+    new_version = publish_model_version(
         clients.lambda_,
         target,
         {
@@ -413,27 +399,10 @@ def _watch_canary(
         pause = min(POLL_SECONDS, seconds - waited)
         sleep(pause)
         waited += pause
-        errors = _model_errors(clients.cloudwatch, request.model, request.version, started)
+        errors = model_error_count(clients.cloudwatch, request.model, request.version, started)
         if errors > 0:
             return f"{errors:g} ModelErrors at {weight:.0%} of the traffic"
     return None
-
-
-def _model_errors(cloudwatch: Any, model: str, version: int, since: datetime) -> float:
-    with transient_aws_errors(f"reading ModelErrors of {model} v{version}"):
-        response = cloudwatch.get_metric_statistics(
-            Namespace=NAMESPACE,
-            MetricName=MODEL_ERRORS,
-            Dimensions=[
-                {"Name": MODEL_DIMENSION, "Value": model},
-                {"Name": MODEL_VERSION_DIMENSION, "Value": str(version)},
-            ],
-            StartTime=since - timedelta(minutes=1),
-            EndTime=datetime.now(UTC) + timedelta(minutes=1),
-            Period=60,
-            Statistics=["Sum"],
-        )
-    return float(sum(point.get("Sum", 0.0) for point in response.get("Datapoints", [])))
 
 
 def _approved_version(
@@ -468,48 +437,6 @@ def _store_bundle(bucket: str, request: DeployRequest, model_key: str) -> tuple[
     return key, digest
 
 
-def _publish(
-    lambda_client: Any, target: EndpointTarget, model_env: Mapping[str, str], *, description: str
-) -> str:
-    """Put the model into $LATEST's environment and publish exactly that configuration."""
-    name = target.function_name
-    with transient_aws_errors(f"updating {name}"):
-        config = lambda_client.get_function_configuration(FunctionName=name)
-        variables = dict((config.get("Environment") or {}).get("Variables") or {})
-        revision = config.get("RevisionId")
-        if any(variables.get(key) != value for key, value in model_env.items()):
-            variables.update(model_env)
-            updated = lambda_client.update_function_configuration(
-                FunctionName=name, Environment={"Variables": variables}
-            )
-            revision = updated.get("RevisionId")
-        lambda_client.get_waiter("function_updated_v2").wait(
-            FunctionName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
-        )
-        # The waiter's read gives the revision after the update settled.
-        revision = lambda_client.get_function_configuration(FunctionName=name).get(
-            "RevisionId", revision
-        )
-    arguments = {"FunctionName": name, "Description": description}
-    if revision:
-        arguments["RevisionId"] = revision
-    try:
-        with transient_aws_errors(f"publishing {name}"):
-            published = lambda_client.publish_version(**arguments)
-    except ClientError as error:
-        if error_code(error) in ("PreconditionFailedException", "ResourceConflictException"):
-            raise TransientError(
-                f"publishing {name}: its configuration changed meanwhile (retryable)"
-            ) from error
-        raise
-    version = str(published["Version"])
-    with transient_aws_errors(f"waiting for {name}:{version}"):
-        lambda_client.get_waiter("published_version_active").wait(
-            FunctionName=name, Qualifier=version, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
-        )
-    return version
-
-
 def _shift(
     settings: DeploySettings,
     clients: Clients,
@@ -525,8 +452,8 @@ def _shift(
         point_alias(clients.lambda_, target, new_version, expected_version=previous)
         return "direct", None, "Succeeded"
     try:
-        deployment_id = _create_deployment(clients.codedeploy, target, previous, new_version)
-    except _CodeDeployUnavailable as unavailable:
+        deployment_id = start_alias_deployment(clients.codedeploy, target, previous, new_version)
+    except CodeDeployUnavailable as unavailable:
         if not all_at_once:
             raise DeploymentFailed(
                 f"{settings.deployment_strategy} needs CodeDeploy, which is unavailable for "
@@ -537,70 +464,5 @@ def _shift(
         )
         point_alias(clients.lambda_, target, new_version, expected_version=previous)
         return "direct", None, "Succeeded"
-    status = _wait_for_deployment(clients.codedeploy, deployment_id, deadline, sleep)
+    status = wait_for_deployment(clients.codedeploy, deployment_id, deadline, sleep)
     return "codedeploy", deployment_id, status
-
-
-class _CodeDeployUnavailable(Exception):
-    pass
-
-
-def _create_deployment(
-    codedeploy: Any, target: EndpointTarget, previous: str, new_version: str
-) -> str:
-    if not target.has_deployment_group:
-        raise _CodeDeployUnavailable(f"endpoint {target.model} has no deployment group")
-    appspec = {
-        "version": 0.0,
-        "Resources": [
-            {
-                target.model.replace("-", "_").replace(".", "_"): {
-                    "Type": "AWS::Lambda::Function",
-                    "Properties": {
-                        "Name": target.function_name,
-                        "Alias": target.alias,
-                        "CurrentVersion": previous,
-                        "TargetVersion": new_version,
-                    },
-                }
-            }
-        ],
-    }
-    try:
-        with transient_aws_errors(f"starting a CodeDeploy deployment for {target.model}"):
-            response = codedeploy.create_deployment(
-                applicationName=target.deployment_application,
-                deploymentGroupName=target.deployment_group,
-                revision={
-                    "revisionType": "AppSpecContent",
-                    "appSpecContent": {"content": json.dumps(appspec)},
-                },
-                description=f"{target.model}: Lambda version {previous} -> {new_version}",
-            )
-    except ClientError as error:
-        if error_code(error) in CODEDEPLOY_UNAVAILABLE:
-            raise _CodeDeployUnavailable(f"{error_code(error)}") from None
-        raise
-    except BotoCoreError as error:  # no endpoint for the service at all
-        raise _CodeDeployUnavailable(type(error).__name__) from None
-    return str(response["deploymentId"])
-
-
-def _wait_for_deployment(
-    codedeploy: Any, deployment_id: str, deadline: float, sleep: Callable[[float], None]
-) -> str:
-    while True:
-        with transient_aws_errors(f"reading CodeDeploy deployment {deployment_id}"):
-            info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
-        status = str(info.get("status"))
-        if status in FINISHED:
-            if status != "Succeeded":
-                logger.warning(
-                    "deployment did not succeed",
-                    extra={"status": status, "error": info.get("errorInformation")},
-                )
-            return status
-        if time.monotonic() + POLL_SECONDS > deadline:
-            logger.warning("deployment outlives this step", extra={"status": status})
-            return UNCONFIRMED
-        sleep(POLL_SECONDS)

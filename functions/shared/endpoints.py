@@ -29,15 +29,25 @@ own clients; the table comes from the stack outputs / the function's environment
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.shared.errors import error_code, transient_aws_errors
+from functions.shared.errors import TransientError, error_code, transient_aws_errors
 from functions.shared.registry import ModelRegistry, RegistryError, _Table, to_attributes
+from pipelines.metric_names import (
+    MODEL_DIMENSION,
+    MODEL_ERRORS,
+    MODEL_VERSION_DIMENSION,
+    NAMESPACE,
+)
+
+logger = Logger(child=True)
 
 LIVE_ALIAS = "live"
 SHARED_ENDPOINT = "shared"
@@ -438,3 +448,152 @@ def rollback_shared(registry: EndpointRegistry, model: str, *, env: str, by: str
     if not registry.replace_current(model, entry, expected_version=int(current["model_version"])):
         raise RegistryError(f"endpoint {model} changed while rolling back; nothing was changed")
     return registry.record(entry, becomes_current=False)
+
+
+# --------------------------------------------------------------------------- deploy step
+# The deploy step's Lambda, CodeDeploy and CloudWatch calls, beside `point_alias`.
+
+# CodeDeploy answers these when the application or group is not there (or the API is not):
+# with AllAtOnce nothing is lost by moving the alias directly instead.
+CODEDEPLOY_UNAVAILABLE = frozenset(
+    {
+        "ApplicationDoesNotExistException",
+        "DeploymentGroupDoesNotExistException",
+        "UnknownOperationException",
+        "InvalidAction",
+        "NotImplemented",
+        "501",
+        "404",
+    }
+)
+FINISHED = frozenset({"Succeeded", "Failed", "Stopped"})
+# The step's own status when its time ran out before CodeDeploy finished.
+UNCONFIRMED = "Unconfirmed"
+POLL_SECONDS = 10.0
+
+
+def publish_model_version(
+    lambda_client: Any, target: EndpointTarget, model_env: Mapping[str, str], *, description: str
+) -> str:
+    """Put the model into $LATEST's environment and publish exactly that configuration."""
+    name = target.function_name
+    with transient_aws_errors(f"updating {name}"):
+        config = lambda_client.get_function_configuration(FunctionName=name)
+        variables = dict((config.get("Environment") or {}).get("Variables") or {})
+        revision = config.get("RevisionId")
+        if any(variables.get(key) != value for key, value in model_env.items()):
+            variables.update(model_env)
+            updated = lambda_client.update_function_configuration(
+                FunctionName=name, Environment={"Variables": variables}
+            )
+            revision = updated.get("RevisionId")
+        lambda_client.get_waiter("function_updated_v2").wait(
+            FunctionName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+        )
+        # The waiter's read gives the revision after the update settled.
+        revision = lambda_client.get_function_configuration(FunctionName=name).get(
+            "RevisionId", revision
+        )
+    arguments = {"FunctionName": name, "Description": description}
+    if revision:
+        arguments["RevisionId"] = revision
+    try:
+        with transient_aws_errors(f"publishing {name}"):
+            published = lambda_client.publish_version(**arguments)
+    except ClientError as error:
+        if error_code(error) in ("PreconditionFailedException", "ResourceConflictException"):
+            raise TransientError(
+                f"publishing {name}: its configuration changed meanwhile (retryable)"
+            ) from error
+        raise
+    version = str(published["Version"])
+    with transient_aws_errors(f"waiting for {name}:{version}"):
+        lambda_client.get_waiter("published_version_active").wait(
+            FunctionName=name, Qualifier=version, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+        )
+    return version
+
+
+class CodeDeployUnavailable(Exception):
+    """No CodeDeploy application or group for the endpoint (or no CodeDeploy at all)."""
+
+
+def start_alias_deployment(
+    codedeploy: Any, target: EndpointTarget, previous: str, new_version: str
+) -> str:
+    """Start a CodeDeploy deployment moving the alias from `previous` to `new_version`."""
+    if not target.has_deployment_group:
+        raise CodeDeployUnavailable(f"endpoint {target.model} has no deployment group")
+    appspec = {
+        "version": 0.0,
+        "Resources": [
+            {
+                target.model.replace("-", "_").replace(".", "_"): {
+                    "Type": "AWS::Lambda::Function",
+                    "Properties": {
+                        "Name": target.function_name,
+                        "Alias": target.alias,
+                        "CurrentVersion": previous,
+                        "TargetVersion": new_version,
+                    },
+                }
+            }
+        ],
+    }
+    try:
+        with transient_aws_errors(f"starting a CodeDeploy deployment for {target.model}"):
+            response = codedeploy.create_deployment(
+                applicationName=target.deployment_application,
+                deploymentGroupName=target.deployment_group,
+                revision={
+                    "revisionType": "AppSpecContent",
+                    "appSpecContent": {"content": json.dumps(appspec)},
+                },
+                description=f"{target.model}: Lambda version {previous} -> {new_version}",
+            )
+    except ClientError as error:
+        if error_code(error) in CODEDEPLOY_UNAVAILABLE:
+            raise CodeDeployUnavailable(f"{error_code(error)}") from None
+        raise
+    except BotoCoreError as error:  # no endpoint for the service at all
+        raise CodeDeployUnavailable(type(error).__name__) from None
+    return str(response["deploymentId"])
+
+
+def wait_for_deployment(
+    codedeploy: Any, deployment_id: str, deadline: float, sleep: Callable[[float], None]
+) -> str:
+    """The deployment's final status, or UNCONFIRMED when it outlives `deadline`."""
+    while True:
+        with transient_aws_errors(f"reading CodeDeploy deployment {deployment_id}"):
+            info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+        status = str(info.get("status"))
+        if status in FINISHED:
+            if status != "Succeeded":
+                logger.warning(
+                    "deployment did not succeed",
+                    extra={"status": status, "error": info.get("errorInformation")},
+                )
+            return status
+        if time.monotonic() + POLL_SECONDS > deadline:
+            logger.warning("deployment outlives this step", extra={"status": status})
+            return UNCONFIRMED
+        sleep(POLL_SECONDS)
+
+
+def model_error_count(cloudwatch: Any, model: str, version: int, since: datetime) -> float:
+    """The version's ModelErrors since `since`: what a shared-endpoint canary is judged on."""
+    with transient_aws_errors(f"reading ModelErrors of {model} v{version}"):
+        response = cloudwatch.get_metric_statistics(
+            Namespace=NAMESPACE,
+            MetricName=MODEL_ERRORS,
+            Dimensions=[
+                {"Name": MODEL_DIMENSION, "Value": model},
+                {"Name": MODEL_VERSION_DIMENSION, "Value": str(version)},
+            ],
+            StartTime=since - timedelta(minutes=1),
+            EndTime=datetime.now(UTC) + timedelta(minutes=1),
+            Period=60,
+            Statistics=["Sum"],
+        )
+    return float(sum(point.get("Sum", 0.0) for point in response.get("Datapoints", [])))

@@ -853,7 +853,7 @@ def test_two_deploys_racing_on_one_endpoint_leave_one_winner_on_alias_and_record
     world: World, alias_revisions: None, atomic_items: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both read live=1 and no record, publish, then move at once: one wins, one changes nothing."""
-    publish = deploy_step._publish
+    publish = deploy_step.publish_model_version
     publishing = threading.Lock()
     both_published = threading.Barrier(2, timeout=60)
 
@@ -863,7 +863,7 @@ def test_two_deploys_racing_on_one_endpoint_leave_one_winner_on_alias_and_record
         both_published.wait()
         return version
 
-    monkeypatch.setattr(deploy_step, "_publish", publish_then_race)
+    monkeypatch.setattr(deploy_step, "publish_model_version", publish_then_race)
     outcomes: dict[int, Any] = {}
 
     def deploy(version: int) -> None:
@@ -899,7 +899,7 @@ def test_a_record_changed_since_it_was_read_is_not_overwritten(
     """Another writer's `current` lands between this deploy's read and write: it stays."""
     world.deploy(1)
     registry = world.registry()
-    publish = deploy_step._publish
+    publish = deploy_step.publish_model_version
 
     def publish_while_another_writer_records(*arguments: Any, **options: Any) -> str:
         version = publish(*arguments, **options)
@@ -909,7 +909,7 @@ def test_a_record_changed_since_it_was_read_is_not_overwritten(
         )
         return version
 
-    monkeypatch.setattr(deploy_step, "_publish", publish_while_another_writer_records)
+    monkeypatch.setattr(deploy_step, "publish_model_version", publish_while_another_writer_records)
 
     with pytest.raises(DeploymentFailed, match=r"changed the endpoint's record meanwhile"):
         world.deploy(2)
