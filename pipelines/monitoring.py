@@ -370,6 +370,63 @@ def drift_metrics(report: DriftReport) -> DriftMetrics:
     )
 
 
+@dataclass(frozen=True)
+class CaptureReading:
+    """What a check read: capture files, the corrupt ones, and the files it left unread."""
+
+    files: int
+    corrupt_keys: Sequence[str]
+    unread: int
+
+
+def drift_check_document(
+    *,
+    model: str,
+    version: int,
+    env: str,
+    trigger: str,
+    now: datetime,
+    window_start: datetime,
+    window_minutes: int,
+    baseline: Mapping[str, Any],
+    reading: CaptureReading,
+    selection: CaptureSelection,
+    metrics: DriftMetrics,
+    report: DriftReport,
+    html_key: str,
+) -> dict[str, Any]:
+    """The JSON report one drift check writes (`reports/drift/<model>/<stamp>.json`);
+    `baseline` is its key, run id and row count."""
+    return {
+        "model": model,
+        "model_version": version,
+        "env": env,
+        "generated_at": iso(now),
+        "trigger": trigger,
+        "window": {"start": iso(window_start), "end": iso(now), "minutes": window_minutes},
+        "baseline": dict(baseline),
+        "captures": {
+            "files": reading.files,
+            "corrupt_files": len(reading.corrupt_keys),
+            "corrupt_keys": sorted(reading.corrupt_keys)[:50],
+            "rows": len(selection.records),
+            "other_versions": selection.other_versions,
+            "outside_window": selection.outside_window,
+            "truncated": selection.truncated,
+            "files_not_read": reading.unread,
+        },
+        "metrics": {
+            "published": metrics.sufficient,
+            "samples": metrics.samples,
+            "max_feature_psi": metrics.max_feature_psi,
+            "drifted_share": metrics.drifted_share,
+            "prediction_psi": metrics.prediction_psi,
+        },
+        "report": report.to_dict(),
+        "html_key": html_key,
+    }
+
+
 def latest_summary(
     document: Mapping[str, Any], *, bucket: str, report_key: str, html_key: str
 ) -> dict[str, Any]:
@@ -710,6 +767,51 @@ def live_metric_alarm(config: ModelConfig) -> LiveMetricAlarm | None:
         threshold=float(config.gate.thresholds[metric]),
         higher_is_better=METRICS[metric].higher_is_better,
     )
+
+
+def feedback_report(
+    *,
+    model: str,
+    version: Any,
+    env: str,
+    now: datetime,
+    source: str,
+    labels: int,
+    joined: JoinedFeedback,
+    reading: CaptureReading,
+    min_samples: int,
+    metrics: Mapping[str, float],
+    alarm: LiveMetricAlarm | None,
+    degraded: bool | None,
+) -> dict[str, Any]:
+    """The JSON report one graded feedback file writes (`reports/feedback/<model>/<stamp>.json`)."""
+    return {
+        "model": model,
+        "model_version": version,
+        "env": env,
+        "generated_at": iso(now),
+        "source": source,
+        "labels": labels,
+        "graded": len(joined.labels),
+        "unmatched": joined.unmatched,
+        "ambiguous": joined.ambiguous,
+        "duplicates": joined.duplicates,
+        "capture_files": reading.files,
+        "corrupt_captures": len(reading.corrupt_keys),
+        "min_samples": min_samples,
+        "metrics": dict(metrics),
+        "alarm": (
+            {
+                "metric": alarm.metric,
+                "metric_name": alarm.metric_name,
+                "threshold": alarm.threshold,
+                "higher_is_better": alarm.higher_is_better,
+                "degraded": degraded,
+            }
+            if alarm is not None
+            else None
+        ),
+    }
 
 
 # --------------------------------------------------------------------------- retraining

@@ -52,9 +52,11 @@ from pipelines.metric_names import (
 )
 from pipelines.monitoring import (
     MAX_CAPTURE_FILES,
+    CaptureReading,
     CaptureRecord,
     DriftMetrics,
     current_frame,
+    drift_check_document,
     drift_metrics,
     iso,
     latest_summary,
@@ -159,42 +161,21 @@ def check(
 
     report_key, html_key = drift_report_keys(model, now)
     document = json_safe(
-        {
-            "model": model,
-            "model_version": version,
-            "env": settings.env,
-            "generated_at": iso(now),
-            "trigger": request.trigger,
-            "window": {
-                "start": iso(start),
-                "end": iso(now),
-                "minutes": settings.drift_window_minutes,
-            },
-            "baseline": {
-                "key": baseline.key,
-                "run_id": baseline.run_id,
-                "rows": len(baseline.frame),
-            },
-            "captures": {
-                "files": batch.files,
-                "corrupt_files": len(batch.corrupt),
-                "corrupt_keys": sorted(batch.corrupt)[:50],
-                "rows": len(selection.records),
-                "other_versions": selection.other_versions,
-                "outside_window": selection.outside_window,
-                "truncated": selection.truncated,
-                "files_not_read": unread,
-            },
-            "metrics": {
-                "published": metrics.sufficient,
-                "samples": metrics.samples,
-                "max_feature_psi": metrics.max_feature_psi,
-                "drifted_share": metrics.drifted_share,
-                "prediction_psi": metrics.prediction_psi,
-            },
-            "report": report.to_dict(),
-            "html_key": html_key,
-        }
+        drift_check_document(
+            model=model,
+            version=version,
+            env=settings.env,
+            trigger=request.trigger,
+            now=now,
+            window_start=start,
+            window_minutes=settings.drift_window_minutes,
+            baseline={"key": baseline.key, "run_id": baseline.run_id, "rows": len(baseline.frame)},
+            reading=CaptureReading(batch.files, list(batch.corrupt), unread),
+            selection=selection,
+            metrics=metrics,
+            report=report,
+            html_key=html_key,
+        )
     )
     from pipelines.drift_html import render_html
 

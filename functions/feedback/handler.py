@@ -39,9 +39,10 @@ from pipelines.keys import (
 from pipelines.metric_names import FEEDBACK_SAMPLES, LIVE_METRIC_NAMES
 from pipelines.model_config import ModelConfigError, Task
 from pipelines.monitoring import (
+    CaptureReading,
     FeedbackError,
     LiveMetricAlarm,
-    iso,
+    feedback_report,
     join_feedback,
     live_metric_alarm,
     live_metric_names,
@@ -142,33 +143,20 @@ def run(upload: FeedbackUpload, settings: FeedbackSettings, now: datetime) -> di
     if alarm is not None and alarm.metric in values:
         degraded = alarm.degraded(values[alarm.metric])
     report = json_safe(
-        {
-            "model": model,
-            "model_version": record.get("version"),
-            "env": settings.env,
-            "generated_at": iso(now),
-            "source": source,
-            "labels": len(labels),
-            "graded": graded,
-            "unmatched": joined.unmatched,
-            "ambiguous": joined.ambiguous,
-            "duplicates": joined.duplicates,
-            "capture_files": batch.files,
-            "corrupt_captures": len(batch.corrupt),
-            "min_samples": settings.feedback_min_samples,
-            "metrics": values,
-            "alarm": (
-                {
-                    "metric": alarm.metric,
-                    "metric_name": alarm.metric_name,
-                    "threshold": alarm.threshold,
-                    "higher_is_better": alarm.higher_is_better,
-                    "degraded": degraded,
-                }
-                if alarm is not None
-                else None
-            ),
-        }
+        feedback_report(
+            model=model,
+            version=record.get("version"),
+            env=settings.env,
+            now=now,
+            source=source,
+            labels=len(labels),
+            joined=joined,
+            reading=CaptureReading(batch.files, list(batch.corrupt), 0),
+            min_samples=settings.feedback_min_samples,
+            metrics=values,
+            alarm=alarm,
+            degraded=degraded,
+        )
     )
     report_key = feedback_report_key(model, now)
     storage.put_json(settings.artifacts_bucket, report_key, report)
