@@ -21,16 +21,10 @@ from pydantic import BaseModel, ConfigDict
 
 from functions.drift_monitor.baseline import Baseline, BaselineError, load_baseline
 from functions.shared import storage
-from functions.shared.monitoring import (
-    claim_drift_check,
-    deployed_models,
-    deployed_version,
-    list_objects,
-    model_version_record,
-    publish_metrics,
-    read_captures,
-    record_drift_check,
-)
+from functions.shared.capture_store import list_objects, read_captures
+from functions.shared.emf import publish_metrics
+from functions.shared.loop_state import claim_drift_check, record_drift_check
+from functions.shared.registry_reads import deployed_models, deployed_version, model_version_record
 from functions.shared.settings import DriftMonitorSettings, drift_monitor_settings, parse_event
 from functions.shared.state import json_safe
 from pipelines.keys import (

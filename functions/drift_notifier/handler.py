@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.shared import storage
-from functions.shared.monitoring import notify
+from functions.shared.notifications import notify
 from functions.shared.settings import notifier_settings, parse_event
 from pipelines.keys import latest_report_key
 from pipelines.monitoring import drift_alert

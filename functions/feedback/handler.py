@@ -20,14 +20,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.shared import storage
+from functions.shared.capture_store import list_objects, read_captures
 from functions.shared.configs import resolve_model_config
-from functions.shared.monitoring import (
-    list_objects,
-    notify,
-    publish_metrics,
-    read_captures,
-    serving_version_record,
-)
+from functions.shared.emf import publish_metrics
+from functions.shared.notifications import notify
+from functions.shared.registry_reads import serving_version_record
 from functions.shared.settings import FeedbackSettings, feedback_settings, parse_event
 from functions.shared.state import json_safe
 from pipelines.keys import (

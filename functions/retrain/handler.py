@@ -3,7 +3,7 @@
 The run is the ordinary training state machine on the dataset's newest accepted version, so
 the challenger passes the same validation and champion/challenger gate as an upload's run.
 At most one retrain per model starts within `DRIFTLINE_RETRAIN_COOLDOWN_HOURS`: the slot is a
-conditional write in the Runs table (`pipelines`' cooldown rules, `shared.monitoring`), so
+conditional write in the Runs table (`pipelines`' cooldown rules, `shared.loop_state`), so
 an alarm that flaps, or two alarms at once, start one run. Every outcome is sent to SNS.
 """
 
@@ -20,13 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.shared.clients import client
 from functions.shared.errors import error_code, transient_aws_errors
-from functions.shared.monitoring import (
-    claim_retrain,
-    last_retrain_started,
-    latest_accepted_dataset,
-    notify,
-    release_retrain,
-)
+from functions.shared.loop_state import claim_retrain, last_retrain_started, release_retrain
+from functions.shared.notifications import notify
+from functions.shared.registry_reads import latest_accepted_dataset
 from functions.shared.settings import RetrainSettings, parse_event, retrain_settings
 from pipelines.monitoring import cooldown_until, iso, retrain_execution_name
 
