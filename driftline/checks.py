@@ -1,7 +1,7 @@
 """Offline checks of what a user uploads next to a dataset, with the pipeline's own code.
 
 A contract is parsed by `pipelines.contracts` (what Validate and ListParts use) and must name
-its dataset, as the override lookup in `functions/shared/contracts.py` requires. A model config
+its dataset, as the override lookup in `functions/shared/contract_store.py` requires. A model config
 is parsed by `pipelines.model_config` and, given the contract's columns, its target and
 features are resolved exactly as Prepare does (`functions/shared/configs.py`). Every failure
 is a one-line UsageError naming the file and the key.

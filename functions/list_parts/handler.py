@@ -18,9 +18,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.shared import storage
-from functions.shared.batches import BatchState
+from functions.shared.batch_store import BatchState
 from functions.shared.clients import client
-from functions.shared.contracts import resolve
+from functions.shared.contract_store import resolve
 from functions.shared.errors import transient_aws_errors
 from functions.shared.quarantine import quarantine
 from functions.shared.settings import get_settings

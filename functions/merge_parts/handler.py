@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.shared import storage
-from functions.shared.batches import ListedBatch
+from functions.shared.batch_store import ListedBatch
 from functions.shared.clients import client
 from functions.shared.datasets import DatasetRegistry, store_manifest_once
 from functions.shared.quarantine import quarantine

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from functions.shared import storage
 from functions.shared.clients import client
-from functions.shared.contracts import resolve
+from functions.shared.contract_store import resolve
 from functions.shared.datasets import DatasetRegistry, store_manifest_once
 from functions.shared.quarantine import quarantine
 from functions.shared.settings import get_settings

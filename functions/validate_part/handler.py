@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.shared import storage
-from functions.shared.batches import PartState
+from functions.shared.batch_store import PartState
 from functions.shared.settings import get_settings
 from functions.shared.state import parse_state
 from pipelines.batches import part_contract

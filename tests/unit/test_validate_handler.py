@@ -328,13 +328,13 @@ def test_a_dataset_without_a_contract_is_held_naming_the_expected_contract_path(
 def test_a_broken_packaged_contract_is_named_by_its_project_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from functions.shared import contracts
+    from functions.shared import contract_store
 
-    monkeypatch.setattr(contracts.storage, "get_text_if_exists", lambda bucket, key: None)
+    monkeypatch.setattr(contract_store.storage, "get_text_if_exists", lambda bucket, key: None)
     (tmp_path / "orders.yaml").write_text("dataset: orders\ncolumns: {id: {type: decimal}}\n")
 
-    with pytest.raises(contracts.ContractError) as raised:
-        contracts.resolve("orders", DATASETS, packaged_dir=tmp_path)
+    with pytest.raises(contract_store.ContractError) as raised:
+        contract_store.resolve("orders", DATASETS, packaged_dir=tmp_path)
 
     assert str(raised.value).startswith("contracts/orders.yaml: columns.id.type")
     assert str(tmp_path) not in str(raised.value)
