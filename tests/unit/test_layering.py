@@ -54,3 +54,12 @@ def test_the_check_sees_lazy_imports(tmp_path: Path) -> None:
     module.write_text("def load():\n    import boto3\n    from infra.config import EnvConfig\n")
 
     assert [name for _, name in imported_modules(module)] == ["boto3", "infra.config"]
+
+
+def test_no_module_name_is_used_in_two_layers() -> None:
+    """`batches`, `contracts`... mean one module each: data access in functions/shared is
+    named for what it stores (`*_store`, `registry_reads`), the logic lives in pipelines/."""
+    shared = {path.stem for path in (REPO / "functions" / "shared").glob("*.py")}
+    logic = {path.stem for path in (REPO / "pipelines").glob("*.py")}
+
+    assert shared & logic == {"__init__"}
