@@ -864,21 +864,28 @@ def _describe_alarm_contributors(self: Any) -> Any:
     return ActionResult({"AlarmContributors": contributors})
 
 
+def without_metric() -> dict[str, Any]:
+    """`put_metric_alarm` arguments of a composite alarm: it watches no metric of its own."""
+    return {
+        "namespace": None,
+        "metric_name": None,
+        "comparison_operator": None,
+        "evaluation_periods": None,
+        "period": None,
+        "threshold": None,
+        "statistic": None,
+        "dimensions": [],
+    }
+
+
 def _put_composite_alarm(self: Any) -> Any:
     from moto.core.responses import EmptyResult
 
     actions_enabled = self._get_param("ActionsEnabled")
     self.cloudwatch_backend.put_metric_alarm(
+        **without_metric(),
         name=self._get_param("AlarmName"),
-        namespace=None,
-        metric_name=None,
-        comparison_operator=None,
-        evaluation_periods=None,
-        period=None,
-        threshold=None,
-        statistic=None,
         description=self._get_param("AlarmDescription"),
-        dimensions=[],
         alarm_actions=self._get_param("AlarmActions", []),
         ok_actions=self._get_param("OKActions", []),
         insufficient_data_actions=self._get_param("InsufficientDataActions", []),

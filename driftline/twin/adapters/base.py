@@ -32,108 +32,108 @@ class Settings:
 
 _SETTINGS: Settings | None = None
 
-# Every moto internal an adapter patches or relies on: (module, attribute path, adapter).
-_PATCH_POINTS: tuple[tuple[str, str, str], ...] = (
-    ("moto.awslambda.models", "LambdaFunction.invoke", "adapt_lambda_invoke"),
-    ("moto.awslambda.models", "LambdaBackend.invoke", "adapt_lambda_invoke"),
-    ("moto.awslambda.models", "ImageConfig", "adapt_lambda_template_properties"),
-    (
-        "moto.awslambda.models",
-        "LambdaFunction.create_from_cloudformation_json",
-        "adapt_lambda_template_properties",
-    ),
-    (
-        "moto.awslambda.models",
-        "LambdaFunction.update_from_cloudformation_json",
-        "adapt_lambda_template_properties",
-    ),
-    ("moto.awslambda.models", "LambdaBackend.create_function", "adapt_lambda_template_properties"),
-    ("moto.s3.notifications", "_invoke_awslambda", "adapt_async_lambda_sources"),
-    ("moto.sns.models", "Subscription.publish", "adapt_async_lambda_sources"),
-    ("moto.core.config", "default_user_config", "adapt_stepfunctions_backend"),
-    ("moto.stepfunctions.models", "stepfunctions_backends", "adapt_stepfunctions_backend"),
-    (
-        "moto.stepfunctions.models",
-        "StateMachine.create_from_cloudformation_json",
-        "adapt_stepfunctions_backend",
-    ),
-    (
-        "moto.stepfunctions.models",
-        "StateMachine.update_from_cloudformation_json",
-        "adapt_stepfunctions_backend",
-    ),
-    (
-        "moto.stepfunctions.parser.models",
-        "stepfunctions_parser_backends",
-        "adapt_stepfunctions_backend",
-    ),
-    (
-        "moto.stepfunctions.parser.models",
-        "StepFunctionsParserBackend.start_execution",
-        "adapt_stepfunctions_backend",
-    ),
-    ("moto.events.models", "Rule.send_to_targets", "adapt_eventbridge_targets"),
-    (
-        "moto.s3.models",
-        "FakeBucket.create_from_cloudformation_json",
-        "adapt_s3_bucket_template_properties",
-    ),
-    (
-        "moto.s3.models",
-        "FakeBucket.update_from_cloudformation_json",
-        "adapt_s3_bucket_template_properties",
-    ),
-    (
-        "moto.s3.models",
-        "FakeBucket.set_notification_configuration",
-        "adapt_s3_bucket_template_properties",
-    ),
-    (
-        "moto.cloudformation.custom_model",
-        "CustomModel.create_from_cloudformation_json",
-        "adapt_custom_resources",
-    ),
-    ("moto.cloudformation.models", "Stack.add_custom_resource", "adapt_custom_resources"),
-    ("moto.cloudformation.parsing", "ResourceMap.delete", "adapt_stack_delete_order"),
-    ("moto.cloudformation.parsing", "ResourceMap._delete_resource", "adapt_stack_delete_order"),
-    (
+# Every moto internal an adapter patches or relies on, by adapter and module.
+_PATCHED: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    "adapt_lambda_invoke": {
+        "moto.awslambda.models": (
+            "LambdaFunction.invoke",
+            "LambdaBackend.invoke",
+        ),
+    },
+    "adapt_lambda_template_properties": {
+        "moto.awslambda.models": (
+            "ImageConfig",
+            "LambdaFunction.create_from_cloudformation_json",
+            "LambdaFunction.update_from_cloudformation_json",
+            "LambdaBackend.create_function",
+        ),
+    },
+    "adapt_async_lambda_sources": {
+        "moto.s3.notifications": ("_invoke_awslambda",),
+        "moto.sns.models": ("Subscription.publish",),
+    },
+    "adapt_stepfunctions_backend": {
+        "moto.core.config": ("default_user_config",),
+        "moto.stepfunctions.models": (
+            "stepfunctions_backends",
+            "StateMachine.create_from_cloudformation_json",
+            "StateMachine.update_from_cloudformation_json",
+        ),
+        "moto.stepfunctions.parser.models": (
+            "stepfunctions_parser_backends",
+            "StepFunctionsParserBackend.start_execution",
+        ),
+    },
+    "adapt_eventbridge_targets": {
+        "moto.events.models": ("Rule.send_to_targets",),
+    },
+    "adapt_s3_bucket_template_properties": {
+        "moto.s3.models": (
+            "FakeBucket.create_from_cloudformation_json",
+            "FakeBucket.update_from_cloudformation_json",
+            "FakeBucket.set_notification_configuration",
+        ),
+    },
+    "adapt_custom_resources": {
+        "moto.cloudformation.custom_model": ("CustomModel.create_from_cloudformation_json",),
+        "moto.cloudformation.models": ("Stack.add_custom_resource",),
+    },
+    "adapt_stack_delete_order": {
+        "moto.cloudformation.parsing": (
+            "ResourceMap.delete",
+            "ResourceMap._delete_resource",
+        ),
+    },
+    "adapt_sfn_sdk_datetimes": {
         "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
-        "state_task_service_aws_sdk",
-        "StateTaskServiceAwsSdk._eval_service_task",
-        "adapt_sfn_sdk_datetimes",
-    ),
-    (
-        "moto.stepfunctions.parser.backend.execution",
-        "Execution.get_start_execution_details",
-        "adapt_sfn_sdk_datetimes",
-    ),
-    ("moto.cloudwatch.models", "CloudWatchBackend.put_metric_alarm", "adapt_cloudwatch_alarms"),
-    ("moto.cloudwatch.models", "CloudWatchBackend.put_metric_data", "adapt_cloudwatch_alarms"),
-    ("moto.cloudwatch.models", "CloudWatchBackend.set_alarm_state", "adapt_cloudwatch_alarms"),
-    ("moto.cloudwatch.models", "CloudWatchBackend.delete_alarms", "adapt_cloudwatch_alarms"),
-    ("moto.cloudwatch.models", "Alarm.update_state", "adapt_cloudwatch_alarms"),
-    ("moto.cloudwatch.responses", "CloudWatchResponse", "adapt_cloudwatch_alarms"),
-    ("moto.logs.models", "LogsBackend.put_log_events", "adapt_emf_metrics"),
-    ("moto.events.models", "Rule.send_to_targets", "adapt_schedule_rules"),
-    ("moto.cloudwatch.models", "cloudwatch_backends", "adapt_emf_metrics"),
-    ("moto.cloudformation.parsing", "get_model_map", "adapt_cloudformation_types"),
-    ("moto.cloudformation.parsing", "get_model_list", "adapt_cloudformation_types"),
-    ("moto.cloudformation.parsing", "NULL_MODELS", "adapt_cloudformation_types"),
-    ("moto.s3.models", "FakeBucket.get_permission", "adapt_cloudformation_types"),
-    ("moto.kms.models", "Key.create_from_cloudformation_json", "adapt_kms_key_template"),
-    ("moto.kms.models", "KmsBackend.create_key", "adapt_kms_key_template"),
-    (
-        "moto.scheduler.models",
-        "EventBridgeSchedulerBackend.create_schedule",
-        "adapt_cloudformation_types",
-    ),
-    ("moto.awslambda.models", "LambdaFunction.create_url_config", "adapt_function_urls"),
-    ("moto.awslambda.models", "FunctionUrlConfig", "adapt_function_urls"),
-    (
-        "moto.moto_server.werkzeug_app",
-        "DomainDispatcherApplication.__call__",
-        "adapt_function_urls",
-    ),
+        "state_task_service_aws_sdk": ("StateTaskServiceAwsSdk._eval_service_task",),
+        "moto.stepfunctions.parser.backend.execution": ("Execution.get_start_execution_details",),
+    },
+    "adapt_cloudwatch_alarms": {
+        "moto.cloudwatch.models": (
+            "CloudWatchBackend.put_metric_alarm",
+            "CloudWatchBackend.put_metric_data",
+            "CloudWatchBackend.set_alarm_state",
+            "CloudWatchBackend.delete_alarms",
+            "Alarm.update_state",
+        ),
+        "moto.cloudwatch.responses": ("CloudWatchResponse",),
+    },
+    "adapt_emf_metrics": {
+        "moto.logs.models": ("LogsBackend.put_log_events",),
+        "moto.cloudwatch.models": ("cloudwatch_backends",),
+    },
+    "adapt_schedule_rules": {
+        "moto.events.models": ("Rule.send_to_targets",),
+    },
+    "adapt_cloudformation_types": {
+        "moto.cloudformation.parsing": (
+            "get_model_map",
+            "get_model_list",
+            "NULL_MODELS",
+        ),
+        "moto.s3.models": ("FakeBucket.get_permission",),
+        "moto.scheduler.models": ("EventBridgeSchedulerBackend.create_schedule",),
+    },
+    "adapt_kms_key_template": {
+        "moto.kms.models": (
+            "Key.create_from_cloudformation_json",
+            "KmsBackend.create_key",
+        ),
+    },
+    "adapt_function_urls": {
+        "moto.awslambda.models": (
+            "LambdaFunction.create_url_config",
+            "FunctionUrlConfig",
+        ),
+        "moto.moto_server.werkzeug_app": ("DomainDispatcherApplication.__call__",),
+    },
+}
+_PATCH_POINTS: tuple[tuple[str, str, str], ...] = tuple(
+    (module, attribute, adapter)
+    for adapter, modules in _PATCHED.items()
+    for module, attributes in modules.items()
+    for attribute in attributes
 )
 
 
@@ -173,6 +173,76 @@ def settings() -> Settings:
 
 def patch(owner: Any, name: str, replacement: Any) -> None:
     setattr(owner, name, replacement)
+
+
+CreateFromTemplate = Callable[[str, Any, str, str, dict[str, Any]], Any]
+"""(resource name, template resource, account, region, moto's keyword arguments) -> resource"""
+UpdateFromTemplate = Callable[[Any, str, Any, str, str], Any]
+"""(original resource, new name, template resource, account, region) -> resource"""
+
+
+def replace_template_methods(
+    model: Any, *, create: CreateFromTemplate, update: UpdateFromTemplate
+) -> None:
+    """Make `create`/`update` a moto model's `create/update_from_cloudformation_json`."""
+
+    def create_from_template(
+        cls: Any,
+        /,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        return create(resource_name, cloudformation_json, account_id, region_name, kwargs)
+
+    def update_from_template(
+        cls: Any,
+        /,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        return update(
+            original_resource, new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    patch(model, "create_from_cloudformation_json", classmethod(create_from_template))
+    patch(model, "update_from_cloudformation_json", classmethod(update_from_template))
+
+
+def wrap_template_methods(
+    model: Any,
+    *,
+    before: Callable[[dict[str, Any]], None] | None = None,
+    after: Callable[[Any, Mapping[str, Any]], None] | None = None,
+) -> None:
+    """Wrap a moto model's create/update from a template: `before(properties)` may rewrite the
+    template's Properties first, `after(resource, properties)` fixes up what moto built."""
+    create = model.create_from_cloudformation_json
+    update = model.update_from_cloudformation_json
+
+    def around(build: Callable[[], Any], cloudformation_json: Any) -> Any:
+        properties = cloudformation_json.get("Properties", {})
+        if before is not None:
+            before(properties)
+        resource = build()
+        if after is not None:
+            after(resource, properties)
+        return resource
+
+    replace_template_methods(
+        model,
+        create=lambda name, template, account, region, kwargs: around(
+            lambda: create(name, template, account, region, **kwargs), template
+        ),
+        update=lambda original, name, template, account, region: around(
+            lambda: update(original, name, template, account, region), template
+        ),
+    )
 
 
 def utc(moment: datetime) -> datetime:

@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 from moto.core.common_models import CloudFormationModel
 
-from driftline.twin.adapters.base import TwinModel, patch
+from driftline.twin.adapters.alarms import without_metric
+from driftline.twin.adapters.base import TwinModel, patch, replace_template_methods
 from driftline.twin.adapters.function_urls import (
     forget_function_url,
     serve_function_url,
@@ -173,14 +174,7 @@ class CloudWatchCompositeAlarmResource(CloudWatchAlarmResource):
     ) -> CloudWatchCompositeAlarmResource:
         alarm = _cloudwatch_backend(account_id, region).put_metric_alarm(
             **_alarm_settings(name, props),
-            namespace=None,
-            metric_name=None,
-            comparison_operator=None,
-            evaluation_periods=None,
-            period=None,
-            threshold=None,
-            statistic=None,
-            dimensions=[],
+            **without_metric(),
             rule=props["AlarmRule"],
         )
         return cls(alarm.name, alarm.alarm_arn)
@@ -527,13 +521,11 @@ def adapt_kms_key_template() -> None:
     from moto.kms.models import Key, kms_backends
 
     def create_from_template(
-        cls: Any,
-        /,
         resource_name: str,
         cloudformation_json: Any,
         account_id: str,
         region_name: str,
-        **kwargs: Any,
+        kwargs: dict[str, Any],
     ) -> Any:
         properties = cloudformation_json["Properties"]
         key = kms_backends[account_id][region_name].create_key(
@@ -546,8 +538,6 @@ def adapt_kms_key_template() -> None:
         return key
 
     def update_in_place(
-        cls: Any,
-        /,
         original_resource: Any,
         new_resource_name: str,
         cloudformation_json: Any,
@@ -567,8 +557,7 @@ def adapt_kms_key_template() -> None:
         original_resource.key_rotation_status = rotation
         return original_resource
 
-    patch(Key, "create_from_cloudformation_json", classmethod(create_from_template))
-    patch(Key, "update_from_cloudformation_json", classmethod(update_in_place))
+    replace_template_methods(Key, create=create_from_template, update=update_in_place)
 
 
 _TWIN_MODELS: tuple[type[Any], ...] = (

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from driftline.twin.adapters.base import LOG, patch
+from driftline.twin.adapters.base import LOG, patch, replace_template_methods
 from driftline.twin.adapters.lambdas import runner
 
 
@@ -181,13 +181,11 @@ def adapt_custom_resources() -> None:
     new_custom_resource: Any = CustomModel  # abstract to mypy; moto instantiates it too
 
     def create(
-        cls: Any,
-        /,
         resource_name: str,
         cloudformation_json: Any,
         account_id: str,
         region_name: str,
-        **kwargs: Any,
+        kwargs: dict[str, Any],
     ) -> Any:
         properties = cfn_stringified(cloudformation_json["Properties"])
         event = _custom_event(
@@ -212,8 +210,6 @@ def adapt_custom_resources() -> None:
         return resource
 
     def update(
-        cls: Any,
-        /,
         original_resource: Any,
         new_resource_name: str,
         cloudformation_json: Any,
@@ -259,8 +255,7 @@ def adapt_custom_resources() -> None:
             # moto deletes in no particular order, so a provider may find its target gone.
             LOG.warning("custom resource %s: %s", self.logical_id, error)
 
-    patch(CustomModel, "create_from_cloudformation_json", classmethod(create))
-    patch(CustomModel, "update_from_cloudformation_json", classmethod(update))
+    replace_template_methods(CustomModel, create=create, update=update)
     patch(CustomModel, "delete", delete)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from driftline.twin.adapters.base import LOG, patch
+from driftline.twin.adapters.base import LOG, patch, wrap_template_methods
 from driftline.twin.adapters.lambdas import runner
 
 _BASE_EVENT_ID = "17793124-05d4-b198-2fde-7ededc63b103"
@@ -186,39 +186,7 @@ def adapt_s3_bucket_template_properties() -> None:
     """
     from moto.s3.models import FakeBucket
 
-    create = FakeBucket.create_from_cloudformation_json
-    update = FakeBucket.update_from_cloudformation_json
-
-    def create_from_template(
-        cls: Any,
-        /,
-        resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Any:
-        bucket = create(resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        _apply_bucket_properties(bucket, cloudformation_json.get("Properties", {}))
-        return bucket
-
-    def update_from_template(
-        cls: Any,
-        /,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-    ) -> Any:
-        bucket = update(
-            original_resource, new_resource_name, cloudformation_json, account_id, region_name
-        )
-        _apply_bucket_properties(bucket, cloudformation_json.get("Properties", {}))
-        return bucket
-
-    patch(FakeBucket, "create_from_cloudformation_json", classmethod(create_from_template))
-    patch(FakeBucket, "update_from_cloudformation_json", classmethod(update_from_template))
+    wrap_template_methods(FakeBucket, after=_apply_bucket_properties)
 
 
 def adapt_schedule_rules() -> None:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from driftline.twin.adapters.base import LOG, iso, patch, settings
+from driftline.twin.adapters.base import LOG, iso, patch, settings, wrap_template_methods
 from driftline.twin.adapters.faults import take_fault
 
 _RUNNER_SCRIPT = Path(__file__).parent.parent / "lambda_runner.py"
@@ -627,37 +627,7 @@ def adapt_lambda_template_properties() -> None:
     """
     from moto.awslambda.models import LambdaBackend, LambdaFunction
 
-    create = LambdaFunction.create_from_cloudformation_json
-    update = LambdaFunction.update_from_cloudformation_json
     create_function = LambdaBackend.create_function
-
-    def create_from_template(
-        cls: Any,
-        /,
-        resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Any:
-        fn = create(resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        _apply_template_properties(fn, cloudformation_json["Properties"])
-        return fn
-
-    def update_from_template(
-        cls: Any,
-        /,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-    ) -> Any:
-        fn = update(
-            original_resource, new_resource_name, cloudformation_json, account_id, region_name
-        )
-        _apply_template_properties(fn, cloudformation_json["Properties"])
-        return fn
 
     def create_function_with_logging(self: Any, spec: dict[str, Any]) -> Any:
         fn = create_function(self, spec)
@@ -667,8 +637,7 @@ def adapt_lambda_template_properties() -> None:
             self.get_function(fn.function_name).logs_group_name = log_group
         return fn
 
-    patch(LambdaFunction, "create_from_cloudformation_json", classmethod(create_from_template))
-    patch(LambdaFunction, "update_from_cloudformation_json", classmethod(update_from_template))
+    wrap_template_methods(LambdaFunction, after=_apply_template_properties)
     patch(LambdaBackend, "create_function", create_function_with_logging)
 
 

@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from driftline.twin.adapters.base import patch
+from driftline.twin.adapters.base import patch, wrap_template_methods
 
 
 def _definition_string(properties: dict[str, Any]) -> None:
@@ -58,35 +58,4 @@ def adapt_stepfunctions_backend() -> None:
 
     patch(StepFunctionsParserBackend, "start_execution", start_named_execution)
 
-    machine = sfn_models.StateMachine
-    create = machine.create_from_cloudformation_json
-    update = machine.update_from_cloudformation_json
-
-    def create_from_template(
-        cls: Any,
-        /,
-        resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Any:
-        _definition_string(cloudformation_json["Properties"])
-        return create(resource_name, cloudformation_json, account_id, region_name, **kwargs)
-
-    def update_from_template(
-        cls: Any,
-        /,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-    ) -> Any:
-        _definition_string(cloudformation_json.get("Properties", {}))
-        return update(
-            original_resource, new_resource_name, cloudformation_json, account_id, region_name
-        )
-
-    patch(machine, "create_from_cloudformation_json", classmethod(create_from_template))
-    patch(machine, "update_from_cloudformation_json", classmethod(update_from_template))
+    wrap_template_methods(sfn_models.StateMachine, before=_definition_string)
