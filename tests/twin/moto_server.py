@@ -107,6 +107,39 @@ class MotoServer:
         return list(sfn.get_execution_history(executionArn=execution_arn)["events"])
 
 
+def inline_function(code: str, role: Any) -> dict[str, Any]:
+    """An AWS::Lambda::Function running `code` inline (index.handler on python3.11)."""
+    return {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "Runtime": "python3.11",
+            "Handler": "index.handler",
+            "Role": role,
+            "Code": {"ZipFile": code},
+        },
+    }
+
+
+def live_url(function: str = "Fn") -> dict[str, Any]:
+    """Resources V1 (a version of `function`), Live (its `live` alias) and Url (an AWS_IAM
+    Function URL on the alias), the way an endpoint has them."""
+    return {
+        "V1": {"Type": "AWS::Lambda::Version", "Properties": {"FunctionName": {"Ref": function}}},
+        "Live": {
+            "Type": "AWS::Lambda::Alias",
+            "Properties": {
+                "FunctionName": {"Ref": function},
+                "FunctionVersion": {"Fn::GetAtt": ["V1", "Version"]},
+                "Name": "live",
+            },
+        },
+        "Url": {
+            "Type": "AWS::Lambda::Url",
+            "Properties": {"TargetFunctionArn": {"Ref": "Live"}, "AuthType": "AWS_IAM"},
+        },
+    }
+
+
 def zipped(files: dict[str, str]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -15,7 +15,7 @@ import pytest
 from driftline.twin.adapters import (
     unsupported_resource_types,
 )
-from tests.twin.moto_server import MotoServer, eventually
+from tests.twin.moto_server import MotoServer, eventually, inline_function, live_url
 
 pytestmark = [pytest.mark.twin]
 
@@ -57,28 +57,8 @@ def test_missing_resource_types_are_created_from_templates(moto_server: MotoServ
                     },
                 },
             },
-            "Fn": {
-                "Type": "AWS::Lambda::Function",
-                "Properties": {
-                    "Runtime": "python3.11",
-                    "Handler": "index.handler",
-                    "Role": role,
-                    "Code": {"ZipFile": SUBSCRIBER_HANDLER},
-                },
-            },
-            "V1": {"Type": "AWS::Lambda::Version", "Properties": {"FunctionName": {"Ref": "Fn"}}},
-            "Live": {
-                "Type": "AWS::Lambda::Alias",
-                "Properties": {
-                    "FunctionName": {"Ref": "Fn"},
-                    "FunctionVersion": {"Fn::GetAtt": ["V1", "Version"]},
-                    "Name": "live",
-                },
-            },
-            "Url": {
-                "Type": "AWS::Lambda::Url",
-                "Properties": {"TargetFunctionArn": {"Ref": "Live"}, "AuthType": "AWS_IAM"},
-            },
+            "Fn": inline_function(SUBSCRIBER_HANDLER, role),
+            **live_url(),
             "Topic": {"Type": "AWS::SNS::Topic"},
             "TopicPolicy": {
                 "Type": "AWS::SNS::TopicPolicy",

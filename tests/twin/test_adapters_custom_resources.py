@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.twin.moto_server import MotoServer
+from tests.twin.moto_server import MotoServer, inline_function
 
 pytestmark = [pytest.mark.twin]
 
@@ -44,15 +44,7 @@ def _provider_template(journal: str, size: int, fail: bool = False) -> dict[str,
     return {
         "Resources": {
             "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}},
-            "Provider": {
-                "Type": "AWS::Lambda::Function",
-                "Properties": {
-                    "Runtime": "python3.11",
-                    "Handler": "index.handler",
-                    "Role": {"Fn::GetAtt": ["Role", "Arn"]},
-                    "Code": {"ZipFile": RECORDING_PROVIDER},
-                },
-            },
+            "Provider": inline_function(RECORDING_PROVIDER, {"Fn::GetAtt": ["Role", "Arn"]}),
             "Thing": {
                 "Type": "Custom::Thing",
                 "Properties": {

@@ -13,7 +13,7 @@ import pytest
 from driftline.twin.adapters import (
     render_input_template,
 )
-from tests.twin.moto_server import MotoServer, eventually
+from tests.twin.moto_server import MotoServer, eventually, inline_function
 
 pytestmark = [pytest.mark.twin]
 
@@ -56,15 +56,7 @@ def test_s3_upload_starts_the_rules_state_machine_with_transformed_input(
                     "Type": "AWS::S3::Bucket",
                     "Properties": {"VersioningConfiguration": {"Status": "Enabled"}},
                 },
-                "NotificationsHandler": {
-                    "Type": "AWS::Lambda::Function",
-                    "Properties": {
-                        "Runtime": "python3.11",
-                        "Handler": "index.handler",
-                        "Role": role,
-                        "Code": {"ZipFile": NOTIFICATIONS_HANDLER},
-                    },
-                },
+                "NotificationsHandler": inline_function(NOTIFICATIONS_HANDLER, role),
                 "Notifications": {
                     "Type": "Custom::S3BucketNotifications",
                     "Properties": {

@@ -23,7 +23,7 @@ from botocore.credentials import Credentials
 
 from driftline.aws import post_to_function_url
 from driftline.twin.adapters import FUNCTION_URL_PREFIX, function_url_response
-from tests.twin.moto_server import REGION, MotoServer
+from tests.twin.moto_server import REGION, MotoServer, inline_function, live_url
 
 pytestmark = [pytest.mark.twin]
 
@@ -102,31 +102,11 @@ def served(reply: Reply) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def urls(moto_server: MotoServer) -> dict[str, str]:
     role = moto_server.role()
-    function = {
-        "Type": "AWS::Lambda::Function",
-        "Properties": {
-            "Runtime": "python3.11",
-            "Handler": "index.handler",
-            "Role": role,
-            "Code": {"ZipFile": HANDLER},
-        },
-    }
+    function = inline_function(HANDLER, role)
     template = {
         "Resources": {
             "Fn": function,
-            "V1": {"Type": "AWS::Lambda::Version", "Properties": {"FunctionName": {"Ref": "Fn"}}},
-            "Live": {
-                "Type": "AWS::Lambda::Alias",
-                "Properties": {
-                    "FunctionName": {"Ref": "Fn"},
-                    "FunctionVersion": {"Fn::GetAtt": ["V1", "Version"]},
-                    "Name": "live",
-                },
-            },
-            "Url": {
-                "Type": "AWS::Lambda::Url",
-                "Properties": {"TargetFunctionArn": {"Ref": "Live"}, "AuthType": "AWS_IAM"},
-            },
+            **live_url(),
             "Open": function,
             "OpenUrl": {
                 "Type": "AWS::Lambda::Url",

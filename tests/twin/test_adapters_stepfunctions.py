@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.twin.moto_server import MotoServer
+from tests.twin.moto_server import MotoServer, inline_function
 
 pytestmark = [pytest.mark.twin]
 
@@ -131,15 +131,7 @@ def test_state_machine_created_by_cloudformation_executes_every_state_kind(
                     },
                 },
                 "Events": {"Type": "AWS::SNS::Topic"},
-                "Fn": {
-                    "Type": "AWS::Lambda::Function",
-                    "Properties": {
-                        "Runtime": "python3.11",
-                        "Handler": "index.handler",
-                        "Role": role,
-                        "Code": {"ZipFile": WORKER_HANDLER},
-                    },
-                },
+                "Fn": inline_function(WORKER_HANDLER, role),
                 "Machine": {
                     "Type": "AWS::StepFunctions::StateMachine",
                     "Properties": {

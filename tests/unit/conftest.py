@@ -24,6 +24,33 @@ FAKE_CREDENTIALS = {
 }
 
 
+def pipeline_variables(
+    *,
+    datasets: str,
+    artifacts: str,
+    datasets_table: str,
+    runs_table: str,
+    models_table: str = "driftline-models",
+    git_sha: str = "0123abc",
+    **more: str,
+) -> dict[str, str]:
+    """The training pipeline functions' environment as the construct sets it (`more` adds
+    variables: DRIFTLINE_<NAME> for each name=value)."""
+    return {
+        "DRIFTLINE_ENV": "local",
+        "DRIFTLINE_GIT_SHA": git_sha,
+        "DRIFTLINE_APPROVAL_POLICY": "automatic",
+        "DRIFTLINE_DATASETS_BUCKET": datasets,
+        "DRIFTLINE_ARTIFACTS_BUCKET": artifacts,
+        "DRIFTLINE_DATASETS_TABLE": datasets_table,
+        "DRIFTLINE_RUNS_TABLE": runs_table,
+        "DRIFTLINE_MODELS_TABLE": models_table,
+        "DRIFTLINE_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
+        "POWERTOOLS_SERVICE_NAME": "driftline",
+        **{f"DRIFTLINE_{name.upper()}": value for name, value in more.items()},
+    }
+
+
 def _forget_cached_clients_and_settings(*, clients_too: bool = True) -> None:
     from functions.shared import clients, settings
 

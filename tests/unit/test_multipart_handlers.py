@@ -25,7 +25,7 @@ from functions.shared.datasets import DatasetRegistry
 from functions.shared.errors import PipelineInputError
 from functions.validate_part import handler as validate_part
 from pipelines.keys import manifest_key
-from tests.unit.conftest import buckets, emptied, moto_account, registry_tables
+from tests.unit.conftest import buckets, emptied, moto_account, pipeline_variables, registry_tables
 
 pytestmark = pytest.mark.unit
 
@@ -48,18 +48,12 @@ class FakeContext:
 CONTEXT: Any = FakeContext()
 
 
-ENVIRONMENT = {
-    "DRIFTLINE_ENV": "local",
-    "DRIFTLINE_GIT_SHA": "0123abc",
-    "DRIFTLINE_APPROVAL_POLICY": "automatic",
-    "DRIFTLINE_DATASETS_BUCKET": DATASETS,
-    "DRIFTLINE_ARTIFACTS_BUCKET": ARTIFACTS,
-    "DRIFTLINE_DATASETS_TABLE": TABLES["datasets"],
-    "DRIFTLINE_RUNS_TABLE": TABLES["runs"],
-    "DRIFTLINE_MODELS_TABLE": "driftline-models",
-    "DRIFTLINE_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
-    "POWERTOOLS_SERVICE_NAME": "driftline",
-}
+ENVIRONMENT = pipeline_variables(
+    datasets=DATASETS,
+    artifacts=ARTIFACTS,
+    datasets_table=TABLES["datasets"],
+    runs_table=TABLES["runs"],
+)
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ from functions.train import handler as train
 from pipelines.model_config import ModelConfigError
 from pipelines.model_io import load_model
 from pipelines.training import TrainingError
-from tests.unit.conftest import buckets, moto_account, registry_tables
+from tests.unit.conftest import buckets, moto_account, pipeline_variables, registry_tables
 
 pytestmark = pytest.mark.unit
 
@@ -81,19 +81,15 @@ def contract_of(frame: pd.DataFrame) -> dict[str, str]:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    variables = {
-        "DRIFTLINE_ENV": "local",
-        "DRIFTLINE_GIT_SHA": GIT_SHA,
-        "DRIFTLINE_APPROVAL_POLICY": "automatic",
-        "DRIFTLINE_DATASETS_BUCKET": DATASETS,
-        "DRIFTLINE_ARTIFACTS_BUCKET": ARTIFACTS,
-        "DRIFTLINE_DATASETS_TABLE": "driftline-datasets",
-        "DRIFTLINE_RUNS_TABLE": RUNS,
-        "DRIFTLINE_MODELS_TABLE": MODELS,
-        "DRIFTLINE_ENDPOINTS_TABLE": ENDPOINTS,
-        "DRIFTLINE_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
-        "POWERTOOLS_SERVICE_NAME": "driftline",
-    }
+    variables = pipeline_variables(
+        datasets=DATASETS,
+        artifacts=ARTIFACTS,
+        datasets_table="driftline-datasets",
+        runs_table=RUNS,
+        models_table=MODELS,
+        git_sha=GIT_SHA,
+        endpoints_table=ENDPOINTS,
+    )
     with moto_account(monkeypatch, variables), threadpool_limits(limits=1):
         buckets(DATASETS, ARTIFACTS)
         registry_tables(RUNS, MODELS, ENDPOINTS)

@@ -27,7 +27,7 @@ from functions.shared.datasets import DatasetRegistry
 from functions.validate import handler as validate_handler
 from pipelines.keys import dataset_prefix, manifest_key, report_key
 from pipelines.validation import Limits, validate
-from tests.unit.conftest import buckets, emptied, moto_account, registry_tables
+from tests.unit.conftest import buckets, emptied, moto_account, pipeline_variables, registry_tables
 
 pytestmark = pytest.mark.unit
 
@@ -65,18 +65,9 @@ class FakeContext:
 CONTEXT: Any = FakeContext()
 
 
-ENVIRONMENT = {
-    "DRIFTLINE_ENV": "local",
-    "DRIFTLINE_GIT_SHA": "0123abc",
-    "DRIFTLINE_APPROVAL_POLICY": "automatic",
-    "DRIFTLINE_DATASETS_BUCKET": DATASETS,
-    "DRIFTLINE_ARTIFACTS_BUCKET": ARTIFACTS,
-    "DRIFTLINE_DATASETS_TABLE": TABLE,
-    "DRIFTLINE_RUNS_TABLE": "driftline-runs",
-    "DRIFTLINE_MODELS_TABLE": "driftline-models",
-    "DRIFTLINE_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
-    "POWERTOOLS_SERVICE_NAME": "driftline",
-}
+ENVIRONMENT = pipeline_variables(
+    datasets=DATASETS, artifacts=ARTIFACTS, datasets_table=TABLE, runs_table="driftline-runs"
+)
 
 
 @pytest.fixture(scope="module")
