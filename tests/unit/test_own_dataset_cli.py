@@ -24,6 +24,7 @@ from driftline import run_follow
 from driftline.cli import main
 from driftline.commands import upload
 from functions.shared.registry import to_attributes
+from tests.unit.conftest import registry_table_resource
 
 pytestmark = pytest.mark.unit
 
@@ -49,24 +50,6 @@ metrics: [accuracy, f1]
 """
 
 
-def _table(name: str) -> dict[str, Any]:
-    return {
-        "Type": "AWS::DynamoDB::Table",
-        "Properties": {
-            "TableName": name,
-            "BillingMode": "PAY_PER_REQUEST",
-            "KeySchema": [
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            "AttributeDefinitions": [
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        },
-    }
-
-
 DATA_TEMPLATE = {
     "Resources": {
         "Datasets": {
@@ -76,8 +59,8 @@ DATA_TEMPLATE = {
                 "VersioningConfiguration": {"Status": "Enabled"},
             },
         },
-        "DatasetsTable": _table(DATASETS_TABLE),
-        "RunsTable": _table(RUNS_TABLE),
+        "DatasetsTable": registry_table_resource(DATASETS_TABLE),
+        "RunsTable": registry_table_resource(RUNS_TABLE),
     },
     "Outputs": {
         "DatasetsBucketName": {"Value": {"Ref": "Datasets"}},
