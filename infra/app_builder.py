@@ -82,6 +82,7 @@ def build_environment(
         config=config,
         data=data,
         deploy_function=serving.deploy_function,
+        model_names=models,
         **named("Pipeline"),
         **common,
     )

@@ -14,6 +14,7 @@ that unpacks its `model.tar.gz` into the run's `model.zip`, so Evaluate onward i
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -67,11 +68,6 @@ SAGEMAKER_ENTRYPOINT = ["python", "-m", "pipelines.sagemaker_entry"]
 SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
 
 
-def shipped_models() -> list[str]:
-    """Models whose config ships in `models/`: each gets a Model Package Group on AWS."""
-    return sorted(path.stem for path in (REPO_ROOT / "models").glob("*.yaml"))
-
-
 def model_package_group_name(env_name: str, model: str) -> str:
     """SageMaker names allow letters, digits and hyphens only (≤ 63 characters)."""
     return f"driftline-{env_name}-{model}".replace("_", "-")[:63]
@@ -115,7 +111,10 @@ class TrainingPipeline(Construct):
         removal_policy: RemovalPolicy,
         sagemaker_training: bool = False,
         model_package_groups: bool = False,
+        model_names: Sequence[str] = (),
     ) -> None:
+        """`model_names`: the shipped models (read from `models/` once, in the app builder),
+        each a Model Package Group when `model_package_groups` is on."""
         super().__init__(scope, construct_id)
         # The functions' image asset again (same context, file and excludes, so the same hash
         # and repository): the SageMaker job runs it, and model packages name it.
@@ -132,7 +131,7 @@ class TrainingPipeline(Construct):
         self.training_role: iam.Role | None = None
         self.model_package_groups: dict[str, sagemaker.CfnModelPackageGroup] = {}
         if model_package_groups:
-            for model in shipped_models():
+            for model in model_names:
                 self.model_package_groups[model] = sagemaker.CfnModelPackageGroup(
                     self,
                     f"ModelPackageGroup{''.join(p.title() for p in model.split('_'))}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
@@ -25,6 +26,7 @@ class PipelineStack(Stack):
         config: EnvConfig,
         data: DataStack,
         deploy_function: lambda_.IFunction,
+        model_names: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -52,6 +54,7 @@ class PipelineStack(Stack):
             sagemaker_training=config.training_backend is TrainingBackend.SAGEMAKER,
             # moto cannot create Model Package Groups, so the twin registers in DynamoDB only.
             model_package_groups=not config.is_local,
+            model_names=model_names,
         )
         CfnOutput(
             self,

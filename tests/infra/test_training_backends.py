@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from infra.constructs.training_pipeline import shipped_models
+from infra.app_builder import shipped_model_names
 from tests.infra.conftest import SynthesizedEnv
 
 pytestmark = pytest.mark.infra
@@ -138,7 +138,7 @@ def test_each_shipped_model_has_a_model_package_group_outside_the_twin(
 ) -> None:
     groups = prod.resources("Pipeline", "AWS::SageMaker::ModelPackageGroup")
     names = {group["Properties"]["ModelPackageGroupName"] for group in groups.values()}
-    assert names == {f"driftline-prod-{m.replace('_', '-')}" for m in shipped_models()}
+    assert names == {f"driftline-prod-{m.replace('_', '-')}" for m in shipped_model_names()}
     assert not synth_env("local").resources("Pipeline", "AWS::SageMaker::ModelPackageGroup")
 
 
