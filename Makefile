@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 ENVS := local dev staging prod
+# checkov pins its own boto3, so it lives in a virtualenv of its own (requirements-checkov.txt).
+CHECKOV_VENV := .venv-checkov
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -37,7 +39,8 @@ browser:
 demo: setup
 	$(VENV)/bin/driftline demo
 
-test: setup browser lint
+# checkov runs inside pytest (tests/infra/test_checkov.py) over the suite's own synth of every env.
+test: setup browser lint $(CHECKOV_VENV)/.installed
 	$(PY) -m pytest --cov --cov-report=term:skip-covered --durations=15
 
 test-fast: setup
@@ -61,8 +64,8 @@ synth: setup
 
 # checkov over every template `make synth` (and the delivery synth) wrote under cdk.out; any
 # finding not skipped in .checkov.yaml (each skip with its reason) fails. checkov pins its own
-# boto3, so it lives in a virtualenv of its own.
-CHECKOV_VENV := .venv-checkov
+# boto3, so it lives in a virtualenv of its own. `make test` runs the same check over its own
+# synth of the four envs (tests/infra/test_checkov.py).
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt

@@ -7,6 +7,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.checkov import skip_check
+
 
 class AccessLogBucket(Construct):
     """Target of S3 server access logs. S3 log delivery supports only SSE-S3 on the target."""
@@ -37,6 +39,12 @@ class AccessLogBucket(Construct):
                     noncurrent_version_expiration=Duration.days(1),
                 )
             ],
+        )
+        skip_check(
+            self.bucket,
+            "CKV_AWS_18",
+            "This bucket is the target of the other buckets' server access logs; logging it "
+            "would log its own log deliveries",
         )
 
 

@@ -395,6 +395,7 @@ class DriftMonitoring(Construct):
                 description=description,
                 environment={**common, **environment_of(environment)},
                 log_retention=log_retention,
+                log_key=resources.key,
                 removal_policy=removal_policy,
                 memory_mb=memory_mb,
                 timeout_seconds=seconds,

@@ -33,6 +33,7 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -122,6 +123,8 @@ class EndpointSettings:
     latency_p99_ms: int
     memory_mb: int
     log_retention: logs.RetentionDays
+    # The env's data key (Data stack): encrypts the endpoint functions' log groups.
+    log_key: kms.IKey
     removal_policy: RemovalPolicy
     # Reserved (and maximum) concurrent executions of each endpoint function; None: uncapped.
     reserved_concurrency: int | None = None
@@ -159,6 +162,7 @@ class InferenceEndpoint(Construct):
                 "DRIFTLINE_MAX_PAYLOAD_BYTES": str(settings.max_payload_bytes),
             },
             log_retention=settings.log_retention,
+            log_key=settings.log_key,
             removal_policy=settings.removal_policy,
             memory_mb=settings.memory_mb,
             timeout_seconds=30,
@@ -266,6 +270,7 @@ class SharedEndpoint(Construct):
                 "DRIFTLINE_MODEL_CACHE_SIZE": str(SHARED_MODEL_CACHE_SIZE),
             },
             log_retention=settings.log_retention,
+            log_key=settings.log_key,
             removal_policy=settings.removal_policy,
             memory_mb=settings.memory_mb,
             timeout_seconds=30,
@@ -369,6 +374,7 @@ class EndpointDeployer(Construct):
         deployment_strategy: str,
         alias_shift: str,
         log_retention: logs.RetentionDays,
+        log_key: kms.IKey,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -409,6 +415,7 @@ class EndpointDeployer(Construct):
                 ),
             },
             log_retention=log_retention,
+            log_key=log_key,
             removal_policy=removal_policy,
             memory_mb=1024,
             timeout_seconds=15 * 60,

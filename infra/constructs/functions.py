@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -45,7 +46,9 @@ class FunctionImage:
 class DriftlineFunction(Construct):
     """A container-image Lambda with its own log group, X-Ray tracing and settings in env vars.
 
-    `ephemeral_storage_mb` sizes `/tmp` (512 MB by default, at most 10,240 MB).
+    `ephemeral_storage_mb` sizes `/tmp` (512 MB by default, at most 10,240 MB). The log group is
+    encrypted with `log_key`, the env's data key (its policy lets CloudWatch Logs use it for
+    this account's log groups only, infra/constructs/encryption.py).
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class DriftlineFunction(Construct):
         description: str,
         environment: Mapping[str, str],
         log_retention: logs.RetentionDays,
+        log_key: kms.IKey,
         removal_policy: RemovalPolicy,
         memory_mb: int = 1024,
         timeout_seconds: int = 60,
@@ -65,7 +69,11 @@ class DriftlineFunction(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention, removal_policy=removal_policy
+            self,
+            "Logs",
+            retention=log_retention,
+            encryption_key=log_key,
+            removal_policy=removal_policy,
         )
         # An explicit role instead of AWSLambdaBasicExecutionRole: it may write to its own log
         # group and nothing else; everything else arrives through grants.

@@ -168,6 +168,7 @@ class TrainingPipeline(Construct):
                 description=description,
                 environment=environment,
                 log_retention=log_retention,
+                log_key=resources.key,
                 removal_policy=removal_policy,
                 memory_mb=memory_mb,
                 timeout_seconds=minutes * 60,
@@ -214,6 +215,7 @@ class TrainingPipeline(Construct):
             description="Register an approved model version",
             environment=register_environment,
             log_retention=log_retention,
+            log_key=resources.key,
             removal_policy=removal_policy,
             timeout_seconds=5 * 60,
         ).function
@@ -302,6 +304,7 @@ class TrainingPipeline(Construct):
             deploy=deploy_function,
             topic=resources.alerts_topic,
             log_retention=log_retention,
+            log_key=resources.key,
             removal_policy=removal_policy,
         )
         # The Distributed Map reads its item list from, and writes its results to, the
@@ -320,6 +323,7 @@ class TrainingPipeline(Construct):
                 "DRIFTLINE_STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
             },
             log_retention=log_retention,
+            log_key=resources.key,
             removal_policy=removal_policy,
             memory_mb=256,
             timeout_seconds=30,
@@ -523,6 +527,7 @@ class TrainingPipeline(Construct):
         deploy: lambda_.IFunction,
         topic: sns.ITopic,
         log_retention: logs.RetentionDays,
+        log_key: kms.IKey,
         removal_policy: RemovalPolicy,
     ) -> sfn.StateMachine:
         def step(name: str, function: lambda_.IFunction, result_path: str) -> tasks.LambdaInvoke:
@@ -710,7 +715,11 @@ class TrainingPipeline(Construct):
         )
         # Every state's input and output, the dashboard's run-outcome counts read it.
         self.execution_logs = logs.LogGroup(
-            self, "ExecutionLogs", retention=log_retention, removal_policy=removal_policy
+            self,
+            "ExecutionLogs",
+            retention=log_retention,
+            encryption_key=log_key,
+            removal_policy=removal_policy,
         )
         state_machine = sfn.StateMachine(
             self,

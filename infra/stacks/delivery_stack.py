@@ -29,6 +29,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.app_builder import DriftlineStacks, build_environment
+from infra.checkov import skip_check
 from infra.constructs.endpoint import (
     SERVING_ACKNOWLEDGEMENTS,
     InferenceEndpoint,
@@ -337,6 +338,12 @@ class DeliveryStack(Stack):
         acknowledge(
             logs,
             "AwsSolutions-S1",
+            "This bucket receives the artifacts bucket's server access logs; logging it "
+            "in turn would recurse",
+        )
+        skip_check(
+            logs,
+            "CKV_AWS_18",
             "This bucket receives the artifacts bucket's server access logs; logging it "
             "in turn would recurse",
         )

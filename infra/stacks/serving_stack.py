@@ -115,6 +115,7 @@ class ServingStack(Stack):
                 latency_p99_ms=LATENCY_P99_MS,
                 memory_mb=INFERENCE_MEMORY_MB,
                 log_retention=retention,
+                log_key=data.key,
                 removal_policy=RemovalPolicy.DESTROY,
                 reserved_concurrency=config.inference_reserved_concurrency,
             )
@@ -194,6 +195,7 @@ class ServingStack(Stack):
             deployment_strategy=config.deployment_strategy.value,
             alias_shift="codedeploy" if not config.is_local else "direct",
             log_retention=retention,
+            log_key=data.key,
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.deploy_function: lambda_.IFunction = self.deployer.function
