@@ -116,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with target(env if isinstance(env, str) else None):
             code: int = args.handler(args)
+            # Flush here, not at interpreter exit: a reader that left (`| head`) while output
+            # was still buffered is then the quiet BrokenPipeError case below.
+            sys.stdout.flush()
     except DriftlineError as error:
         hint = explain(error, env) if error.exit_code == EXIT_UNUSABLE_INPUT else None
         print(f"{PROG}: {hint or error}", file=sys.stderr)
@@ -130,12 +133,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if not isinstance(error, (BotoCoreError, ClientError)):
-            raise
-        hint = explain(error, env)
-        print(f"{PROG}: {hint or f'AWS call failed: {error}'}", file=sys.stderr)
-        return EXIT_UNUSABLE_INPUT
+        if isinstance(error, (BotoCoreError, ClientError)):
+            hint = explain(error, env)
+            print(f"{PROG}: {hint or f'AWS call failed: {error}'}", file=sys.stderr)
+            return EXIT_UNUSABLE_INPUT
+        return _unexpected(error)
     return code
+
+
+def _unexpected(error: Exception) -> int:
+    """A bug or an unforeseen failure: one line and exit 2, never 1 (1 is a negative verdict:
+    invalid data, drift found, gate failed). DRIFTLINE_DEBUG=1 adds the traceback."""
+    if os.environ.get("DRIFTLINE_DEBUG"):
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    message = " ".join(str(error).split()) or "(no message)"
+    print(
+        f"{PROG}: unexpected error: {type(error).__name__}: {message} "
+        "(DRIFTLINE_DEBUG=1 shows the traceback)",
+        file=sys.stderr,
+    )
+    return EXIT_UNUSABLE_INPUT
 
 
 if __name__ == "__main__":
