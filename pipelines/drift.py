@@ -8,9 +8,9 @@ Why the verdict is decided the way it is:
   from the same distribution exceeds 0.1 about a quarter of the time). A feature is therefore
   *drifted* only when BOTH hold:
 
-  1. an effect size crosses its threshold: PSI >= ``psi`` (``prediction_psi`` for the
-     prediction), or, for numeric features, KS statistic >= ``ks_statistic`` or Wasserstein
-     distance / reference standard deviation >= ``wasserstein_normalized``; and
+  1. an effect size is over its threshold: PSI > ``psi`` (``prediction_psi`` for the
+     prediction), or, for numeric features, KS statistic > ``ks_statistic`` or Wasserstein
+     distance / reference standard deviation > ``wasserstein_normalized``; and
   2. the shift is credible given the sample sizes: the feature's p-value survives
      Benjamini-Hochberg at false-discovery rate ``significance`` across all features and the
      prediction of the report. A numeric feature's p-value is the smaller of its KS p-value and
@@ -24,9 +24,14 @@ Why the verdict is decided the way it is:
   "drift", so a trickle of traffic cannot make the verdict flap. A feature with enough rows but
   fewer than ``min_samples`` non-null values is "insufficient_data" unless its null share alone
   shows drift.
-* The report drifts when the share of drifted features reaches ``drifted_share`` or the
-  prediction drifts. It says "no_drift" only when that stays false even if every undecided
-  feature (and an undecided prediction) were drifted; otherwise "insufficient_data".
+* The one decision rule (``over`` and ``report_drifts``; the CLI, the drift monitor, the
+  notifier and the alarms' thresholds all follow it): a statistic is over its threshold when it
+  is strictly greater (``>``, CloudWatch's GreaterThanThreshold); the report drifts when the
+  share of drifted features is over ``drifted_share`` (default 0: a single materially drifted
+  feature is drift, the share is reported beside it) or the prediction drifts. It says
+  "no_drift" only when that stays false even if every undecided feature (and an undecided
+  prediction) were drifted; otherwise "insufficient_data". A feature with no usable value on
+  either side (all null against all null) is "insufficient_data", never "no_drift".
 
 How the statistics are computed (about 0.2 s per column at 1M x 1M rows on 2 cores):
 
@@ -35,9 +40,10 @@ How the statistics are computed (about 0.2 s per column at 1M x 1M rows on 2 cor
   one ``searchsorted`` of one sorted sample into the other plus a counting pass give the merged
   order, from which the KS statistic (bit-identical to ``scipy.stats.ks_2samp``) and the
   Wasserstein-1 distance (``scipy.stats.wasserstein_distance``) follow in linear time. The KS
-  p-value is scipy's asymptotic one (``kstwo`` at the effective sample size, scipy's default
-  above 10,000 rows per side), used at every n so the cost stays flat. PSI bins are the
-  reference deciles; values exactly on a decile edge get their own bin, so discrete and
+  p-value is the one ``scipy.stats.ks_2samp`` gives by default: exact when both sides have at
+  most 10,000 values (scipy's own ``method="exact"``, cheap at that size), asymptotic
+  (``kstwo`` at the effective sample size) above, so the cost stays flat at large n. PSI bins
+  are the reference deciles; values exactly on a decile edge get their own bin, so discrete and
   constant features bin sensibly. Shares are floored at 1e-4 so PSI stays finite when a bin is
   empty on one side. The numeric chi-square p-value is over those same bins.
 * Categorical: values are compared as strings (so 1 read from CSV equals "1" from Parquet);
@@ -51,6 +57,7 @@ How the statistics are computed (about 0.2 s per column at 1M x 1M rows on 2 cor
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -60,9 +67,9 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.spatial.distance import jensenshannon
 from scipy.special import chdtrc
-from scipy.stats import kstwo
+from scipy.stats import ks_2samp, kstwo
 
-from pipelines.drift_thresholds import DEFAULT_THRESHOLDS
+from pipelines.drift_thresholds import DEFAULT_THRESHOLDS, over
 
 Kind = Literal["numeric", "categorical"]
 Status = Literal["drift", "no_drift", "insufficient_data"]
@@ -72,6 +79,9 @@ IntArray = NDArray[np.int64]
 
 KINDS: tuple[Kind, ...] = ("numeric", "categorical")
 PSI_BINS = 10
+# scipy.stats.ks_2samp's default method="auto" computes the exact p-value up to this many values
+# per side; the asymptotic one above.
+KS_EXACT_MAX_N = 10_000
 PSI_FLOOR = 1e-4
 PLOT_BINS = 24
 PLOT_CATEGORIES = 20
@@ -107,11 +117,15 @@ class DriftThresholds:
         for name in ("psi", "ks_statistic", "prediction_psi", "wasserstein_normalized"):
             if not getattr(self, name) > 0:
                 raise DriftInputError(f"thresholds.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("ks_statistic", "drifted_share", "significance"):
+        for name in ("ks_statistic", "significance"):
             if not 0 < getattr(self, name) <= 1:
                 raise DriftInputError(
                     f"thresholds.{name} must be in (0, 1], got {getattr(self, name)}"
                 )
+        if not 0 <= self.drifted_share < 1:
+            raise DriftInputError(
+                f"thresholds.drifted_share must be in [0, 1), got {self.drifted_share}"
+            )
         if self.min_samples < 1:
             raise DriftInputError(f"thresholds.min_samples must be >= 1, got {self.min_samples}")
 
@@ -125,6 +139,12 @@ class DriftThresholds:
             "wasserstein_normalized": self.wasserstein_normalized,
             "significance": self.significance,
         }
+
+
+def report_drifts(drifted_share: float, prediction_drifted: bool, limits: DriftThresholds) -> bool:
+    """The dataset verdict: the share of materially drifted features is over `drifted_share`
+    (by default 0, so one drifted feature is drift), or the prediction drifted."""
+    return over(drifted_share, limits.drifted_share) or prediction_drifted
 
 
 @dataclass(frozen=True)
@@ -347,6 +367,17 @@ def ks_pvalue(statistic: float, n1: int, n2: int) -> float:
     return float(np.clip(kstwo.sf(statistic, np.round(effective_n)), 0.0, 1.0))
 
 
+def ks_2samp_pvalue(a: FloatArray, b: FloatArray, statistic: float) -> float:
+    """The p-value ``scipy.stats.ks_2samp(a, b)`` gives with its default method: exact when
+    both sides have at most KS_EXACT_MAX_N values (scipy's own computation, milliseconds at that
+    size), else the asymptotic ``ks_pvalue`` of the statistic computed here."""
+    if max(a.size, b.size) <= KS_EXACT_MAX_N:
+        with warnings.catch_warnings():  # scipy falls back to asymp itself, with a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(ks_2samp(a, b).pvalue)
+    return ks_pvalue(statistic, a.size, b.size)
+
+
 def _sorted_quantiles(ordered: FloatArray, probabilities: FloatArray) -> FloatArray:
     """numpy's default ("linear") quantile on an already sorted array, without re-partitioning."""
     position = (ordered.size - 1) * probabilities
@@ -497,8 +528,8 @@ def _all_null_decision(
 ) -> bool:
     """Decide features where one side has no usable values; True when decided."""
     empty = "null or infinite" if infinite else "null"
-    if ref_values == 0 and cur_values == 0:
-        pending.decided = "no_drift"
+    if ref_values == 0 and cur_values == 0:  # nothing to compare: no evidence either way
+        pending.decided = "insufficient_data"
         pending.reason = f"all values {empty} in reference and current"
     elif cur_values == 0:
         pending.decided, pending.reason = "drift", f"all values {empty} in current"
@@ -538,7 +569,7 @@ def _numeric_pending(
     psi = psi_from_counts(ref_counts, cur_counts)
     chi2_p = chi2_pvalue(ref_counts, cur_counts)
     statistic, distance = ks_wasserstein_sorted(a, b)
-    ks_p = ks_pvalue(statistic, a.size, b.size)
+    ks_p = ks_2samp_pvalue(a, b, statistic)
     scale = float(np.std(a))
     normalized = distance / scale if scale > 0 and math.isfinite(scale) else None
     pending.stats.update(
@@ -559,15 +590,15 @@ def _effects(pending: _Pending, thresholds: DriftThresholds) -> list[str]:
     """The effect sizes over their thresholds, as the words the report's reason uses."""
     stats = pending.stats
     effects = []
-    if stats["psi"] >= pending.psi_threshold:
-        effects.append(f"PSI {stats['psi']:.3g} >= {pending.psi_threshold:g}")
+    if over(stats["psi"], pending.psi_threshold):
+        effects.append(f"PSI {stats['psi']:.3g} > {pending.psi_threshold:g}")
     if pending.kind == "numeric":
-        if stats["ks_statistic"] >= thresholds.ks_statistic:
-            effects.append(f"KS {stats['ks_statistic']:.3g} >= {thresholds.ks_statistic:g}")
+        if over(stats["ks_statistic"], thresholds.ks_statistic):
+            effects.append(f"KS {stats['ks_statistic']:.3g} > {thresholds.ks_statistic:g}")
         normalized = stats["wasserstein_normalized"]
-        if normalized is not None and normalized >= thresholds.wasserstein_normalized:
+        if normalized is not None and over(normalized, thresholds.wasserstein_normalized):
             effects.append(
-                f"Wasserstein {normalized:.3g} sd >= {thresholds.wasserstein_normalized:g} sd"
+                f"Wasserstein {normalized:.3g} sd > {thresholds.wasserstein_normalized:g} sd"
             )
     return effects
 
@@ -672,12 +703,12 @@ def _decide(
     enough = min(pending.ref_values, pending.cur_values) >= thresholds.min_samples
     if enough:
         effects = _effects(pending, thresholds)
-    elif pending.null_share_psi >= pending.psi_threshold:
+    elif over(pending.null_share_psi, pending.psi_threshold):
         ref_rate = 1 - pending.ref_values / pending.n_reference
         cur_rate = 1 - pending.cur_values / pending.n_current
         effects = [
             f"null share {ref_rate:.1%} -> {cur_rate:.1%} "
-            f"(PSI {pending.null_share_psi:.3g} >= {pending.psi_threshold:g})"
+            f"(PSI {pending.null_share_psi:.3g} > {pending.psi_threshold:g})"
         ]
     else:
         effects = []
@@ -925,13 +956,15 @@ def _verdict(
             f"only {n_ref} reference and {n_cur} current rows; at least "
             f"{limits.min_samples} on each side are needed for a verdict"
         )
-    elif (total and share >= limits.drifted_share) or prediction_drifted:
+    elif report_drifts(share, prediction_drifted, limits):
         verdict = "drift"
         parts = [f"{drifted} of {total} features drifted ({share:.0%})"] if total else []
         if prediction_drifted:
             parts.append("the prediction drifted")
         summary = "; ".join(parts)
-    elif (total and (drifted + undecided) / total >= limits.drifted_share) or prediction_undecided:
+    elif (total and over((drifted + undecided) / total, limits.drifted_share)) or (
+        prediction_undecided
+    ):
         verdict = "insufficient_data"
         summary = f"{drifted} of {total} features drifted and {undecided} lack data" + (
             "; the prediction lacks data" if prediction_undecided else ""
@@ -939,7 +972,8 @@ def _verdict(
     else:
         verdict = "no_drift"
         summary = (
-            f"{drifted} of {total} features drifted ({share:.0%} < {limits.drifted_share:.0%})"
+            f"{drifted} of {total} features drifted ({share:.0%}, not over "
+            f"{limits.drifted_share:.0%})"
         )
     return DriftReport(
         features=features,

@@ -204,12 +204,13 @@ def _cards(counts: Mapping[str, int], document: Mapping[str, Any]) -> str:
 
 def _method(thresholds: Mapping[str, Any]) -> str:
     return escape(
-        f"A feature drifts when an effect size crosses its threshold (PSI ≥ "
-        f"{thresholds.get('psi')}, KS ≥ {thresholds.get('ks_statistic')}, Wasserstein ≥ "
+        f"A feature drifts when an effect size is over its threshold (PSI > "
+        f"{thresholds.get('psi')}, KS > {thresholds.get('ks_statistic')}, Wasserstein > "
         f"{thresholds.get('wasserstein_normalized')} reference sd) and its p-value survives the "
         f"Benjamini-Hochberg correction across all features at false-discovery rate "
-        f"{thresholds.get('significance')}. The report drifts when at least "
-        f"{thresholds.get('drifted_share')} of the features drift or the prediction does."
+        f"{thresholds.get('significance')}. The report drifts when the share of drifted "
+        f"features is over {thresholds.get('drifted_share')} (0: any one feature) or the "
+        f"prediction drifts."
     )
 
 
@@ -252,7 +253,7 @@ def _feature(
     score = drift_score(entry, thresholds, prediction=is_prediction)
     shown = f"{name} (prediction)" if is_prediction else name
     width = min(score, 2.0) / 2.0 * 5.0  # 5em = twice the threshold
-    level = " drift" if entry["status"] == "drift" else " over" if score >= 1 else ""
+    level = " drift" if entry["status"] == "drift" else " over" if score > 1 else ""
     bar = f'<span class="bar{level}" style="width:{width:.2f}em"></span>'
     nulls = (
         f"{_percent(entry.get('null_rate_reference'))} → {_percent(entry.get('null_rate_current'))}"

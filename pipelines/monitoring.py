@@ -13,9 +13,13 @@ Why a few things are decided the way they are:
   (treated as not breaching) rather than a noisy PSI from a trickle of traffic: no flapping.
 * A feature's PSI is published only when its own status is decided (drift / no drift); a
   feature that lacks non-null values has a PSI computed from too few points to alarm on.
-* The drift notifier names the features the report calls drifted *and* those whose PSI crosses
-  the PSI threshold, because the "any feature's PSI" alarm fires on the latter even when the
-  cross-feature significance step left the feature undecided or "no drift".
+* One decision rule (`pipelines.drift`: a statistic drifts when strictly over its threshold,
+  the report when any feature or the prediction drifts by default): `MaxFeaturePSI` and
+  `PredictionPSI` leave out a PSI over its threshold that the report's significance step did
+  not confirm (that feature's own PSI is still published), so the PSI alarms, `DriftedShare > 0`
+  and `DriftScore > 1` fire exactly when the report says drift on a feature or on the
+  prediction's PSI. The notifier names the features the report calls drifted and, from older
+  reports, those whose PSI is over the threshold.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pipelines.drift_thresholds import over
 from pipelines.metric_names import LIVE_METRIC_NAMES
 from pipelines.model_config import METRICS, FeatureKind, ModelConfig, Task, feature_kind
 
@@ -38,7 +43,7 @@ if TYPE_CHECKING:  # pandas loads only where frames are built (the notifier neve
     import numpy.typing as npt
     import pandas as pd
 
-    from pipelines.drift import DriftReport, DriftThresholds
+    from pipelines.drift import DriftReport, DriftThresholds, FeatureDrift
 
 MAX_BASELINE_ROWS = 50_000
 MAX_CURRENT_ROWS = 50_000
@@ -320,23 +325,40 @@ def drift_score(
 ) -> float | None:
     """The largest of the three drift statistics as a multiple of its threshold.
 
-    Above 1.0 exactly when one of the per-statistic drift alarms would fire, so one metric
-    (dimension `Model`) can stand for all three behind one alarm that watches every model.
+    Above 1.0 exactly when one of the per-statistic drift alarms would fire (each statistic
+    `over` its threshold, CloudWatch's `>`), so one metric (dimension `Model`) can stand for all
+    three behind one alarm that watches every model. A zero threshold (`drifted_share`'s
+    default: any drifted feature) scores 1 + the value when the value is over it, else 0.
     """
     ratios = [
-        value / limit
+        _ratio(value, limit)
         for value, limit in (
             (max_feature_psi, thresholds.psi),
             (drifted_share, thresholds.drifted_share),
             (prediction_psi, thresholds.prediction_psi),
         )
-        if value is not None and limit > 0
+        if value is not None
     ]
     return max(ratios) if ratios else None
 
 
+def _ratio(value: float, limit: float) -> float:
+    """value as a multiple of limit: > 1 exactly when `over(value, limit)`."""
+    if limit <= 0:
+        return 1.0 + value if over(value, limit) else 0.0
+    ratio = value / limit  # rounding must not move it across 1
+    return max(ratio, math.nextafter(1.0, 2.0)) if over(value, limit) else min(ratio, 1.0)
+
+
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def _agrees(psi: float, feature: FeatureDrift, threshold: float) -> bool:
+    """Whether an alarm on this PSI would agree with the report: the PSI is over its threshold
+    only where the report calls the feature drifted (not where the significance step did not
+    confirm it), so the PSI alarms fire exactly when the report's rule finds drift."""
+    return feature.status == "drift" or not over(psi, threshold)
 
 
 def drift_metrics(report: DriftReport) -> DriftMetrics:
@@ -350,9 +372,19 @@ def drift_metrics(report: DriftReport) -> DriftMetrics:
         if feature.status != "insufficient_data" and (psi := _finite(feature.psi)) is not None
     }
     prediction_psi = None
-    if report.prediction is not None and report.prediction.status != "insufficient_data":
-        prediction_psi = _finite(report.prediction.psi)
-    max_feature_psi = max(feature_psi.values()) if feature_psi else None
+    prediction = report.prediction
+    if prediction is not None and prediction.status != "insufficient_data":
+        psi = _finite(prediction.psi)
+        if psi is not None and _agrees(psi, prediction, report.thresholds.prediction_psi):
+            prediction_psi = psi
+    thresholds = report.thresholds
+    agreeing = [
+        psi
+        for feature in report.features
+        if (psi := feature_psi.get(feature.name)) is not None
+        and _agrees(psi, feature, thresholds.psi)
+    ]
+    max_feature_psi = max(agreeing) if agreeing else None
     drifted_share = report.drifted_share if report.features else None
     return DriftMetrics(
         samples=report.n_current,
@@ -471,7 +503,7 @@ def flagged_features(report: Mapping[str, Any]) -> list[FeatureScore]:
     flagged = []
     for name, entry in (report.get("features") or {}).items():
         psi = entry.get("psi")
-        if entry.get("status") == "drift" or (psi is not None and psi > psi_threshold):
+        if entry.get("status") == "drift" or (psi is not None and over(psi, psi_threshold)):
             flagged.append(
                 FeatureScore(
                     name=str(name),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -84,10 +85,10 @@ def test_ks_and_wasserstein_equal_scipy_on_the_same_data(
 ) -> None:
     report = compute_drift({"x": reference}, {"x": current})
     feature = report.feature("x")
-    expected = ks_2samp(reference, current, method="asymp")
+    expected = ks_2samp(reference, current)  # the default method: exact up to 10,000 per side
 
     assert feature.ks_statistic == pytest.approx(expected.statistic, abs=1e-12)
-    assert feature.ks_pvalue == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+    assert feature.ks_pvalue == pytest.approx(expected.pvalue, abs=1e-6)
     assert feature.wasserstein == pytest.approx(wasserstein_distance(reference, current), rel=1e-9)
     assert feature.wasserstein_normalized == pytest.approx(
         wasserstein_distance(reference, current) / np.std(reference), rel=1e-9
@@ -368,7 +369,7 @@ def test_all_null_in_current_is_drift_with_a_clear_reason() -> None:
     assert document["verdict"] == "drift"
 
 
-def test_all_null_in_reference_is_drift_and_all_null_on_both_sides_is_not() -> None:
+def test_all_null_in_reference_is_drift_and_all_null_on_both_sides_lacks_data() -> None:
     rng = np.random.default_rng(23)
     reference = {"x": np.full(500, np.nan), "y": np.full(500, np.nan), "z": rng.normal(size=500)}
     current = {"x": rng.normal(size=500), "y": np.full(500, np.nan), "z": rng.normal(size=500)}
@@ -378,7 +379,7 @@ def test_all_null_in_reference_is_drift_and_all_null_on_both_sides_is_not() -> N
 
     assert report.feature("x").drifted
     assert report.feature("x").reason == "all values null in reference"
-    assert report.feature("y").status == "no_drift"
+    assert report.feature("y").status == "insufficient_data"  # no evidence either way
     assert report.feature("y").reason == "all values null in reference and current"
 
 
@@ -502,3 +503,99 @@ def test_thresholds_reject_nonsense_values() -> None:
         DriftThresholds(ks_statistic=1.5)
     with pytest.raises(DriftInputError, match=r"thresholds\.min_samples"):
         DriftThresholds(min_samples=0)
+
+
+@pytest.mark.parametrize(
+    ("n_reference", "n_current", "shift"),
+    [
+        (30, 40, 0.5),
+        (200, 150, 0.2),
+        (1000, 700, 0.1),
+        (5000, 4000, 0.05),
+        (10_000, 9000, 0.03),
+        (10_000, 10_000, 0.0),
+        (10_001, 8000, 0.03),
+        (25_000, 20_000, 0.02),
+    ],
+)
+def test_ks_pvalue_matches_scipy_default_method_at_every_size(
+    n_reference: int, n_current: int, shift: float
+) -> None:
+    """Exact p-values up to 10,000 values per side (the asymptotic formula is off by up to
+    ~6e-3 there), asymptotic above, both to 1e-6 of scipy.stats.ks_2samp's default."""
+    rng = np.random.default_rng(n_reference + n_current)
+    reference, current = rng.normal(size=n_reference), rng.normal(shift, 1, size=n_current)
+
+    feature = compute_drift(
+        {"x": reference}, {"x": current}, thresholds=DriftThresholds(min_samples=10)
+    ).feature("x")
+
+    expected = ks_2samp(reference, current)
+    assert feature.ks_statistic == pytest.approx(expected.statistic, abs=1e-12)
+    assert feature.ks_pvalue == pytest.approx(expected.pvalue, abs=1e-6)
+
+
+def test_all_null_against_all_null_is_insufficient_data_not_no_drift() -> None:
+    report = compute_drift({"x": np.full(500, np.nan)}, {"x": np.full(500, np.nan)})
+
+    assert report.verdict == "insufficient_data"
+    assert report.feature("x").status == "insufficient_data"
+
+
+def _five_features(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    return {f"f{i}": rng.normal(size=n) for i in range(4)} | {
+        "city": rng.choice(["paris", "rome", "oslo"], size=n)
+    }
+
+
+def test_one_materially_drifted_feature_of_five_is_drift_with_the_share_beside_it() -> None:
+    """The issue's case: a 0.5 sigma mean shift on one of five features was "no_drift"."""
+    rng = np.random.default_rng(41)
+    reference, current = _five_features(rng, 5000), _five_features(rng, 5000)
+    current["f0"] = current["f0"] + 0.5
+
+    report = compute_drift(reference, current)
+
+    assert report.drifted_features == ["f0"]
+    assert report.verdict == "drift" and report.drift_detected
+    assert report.drifted_share == pytest.approx(0.2)
+    assert "1 of 5 features drifted (20%)" in report.summary
+
+
+def test_one_new_category_of_five_features_is_drift() -> None:
+    rng = np.random.default_rng(42)
+    reference, current = _five_features(rng, 5000), _five_features(rng, 5000)
+    current["city"][:50] = "lima"
+
+    report = compute_drift(reference, current)
+
+    assert report.drifted_features == ["city"] and report.verdict == "drift"
+
+
+def test_a_larger_drifted_share_threshold_asks_for_more_than_that_share() -> None:
+    rng = np.random.default_rng(43)
+    reference, current = _five_features(rng, 5000), _five_features(rng, 5000)
+    current["f0"] = current["f0"] + 0.5
+
+    report = compute_drift(reference, current, thresholds=DriftThresholds(drifted_share=0.2))
+
+    assert report.drifted_features == ["f0"] and report.verdict == "no_drift"  # 20% is not > 20%
+
+
+def test_a_statistic_exactly_at_its_threshold_is_not_over_it_as_in_cloudwatch() -> None:
+    """CloudWatch's GreaterThanThreshold is `>`: the report, DriftScore and the alarms agree."""
+    from pipelines.drift_thresholds import over
+    from pipelines.monitoring import drift_score
+
+    limits = DriftThresholds()
+    assert not over(limits.psi, limits.psi) and over(limits.psi + 1e-12, limits.psi)
+    at = drift_score(limits, max_feature_psi=limits.psi, drifted_share=0.0, prediction_psi=None)
+    above = drift_score(
+        limits,
+        max_feature_psi=math.nextafter(limits.psi, 1.0),
+        drifted_share=0.0,
+        prediction_psi=None,
+    )
+    assert at == 1.0 and above is not None and above > 1.0
+    one_feature = drift_score(limits, max_feature_psi=0.0, drifted_share=0.2, prediction_psi=None)
+    assert one_feature is not None and one_feature > 1.0  # drifted_share 0: any drifted feature
