@@ -16,6 +16,7 @@ from aws_cdk import (
     Tags,
 )
 
+from infra.checkov import ExplainDeadLetters
 from infra.config import EnvConfig
 from infra.constructs.drift_monitoring import monitored_models
 from infra.constructs.endpoint import SERVING_ACKNOWLEDGEMENTS
@@ -105,6 +106,7 @@ def build_environment(
         acknowledge_cdk_singletons(stack)
         _ensure_deployable(stack)
         Aspects.of(stack).add(RunbookLinks())
+        Aspects.of(stack).add(ExplainDeadLetters())
     enable_nag(app, (*PATTERN_ACKNOWLEDGEMENTS, *SERVING_ACKNOWLEDGEMENTS))
     return stacks
 

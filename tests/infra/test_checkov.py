@@ -22,7 +22,7 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 
-from infra.checkov import skip_check
+from infra.checkov import ASYNC_DEAD_LETTERS, DEPLOY_TIME_HANDLER, SYNC_ONLY, skip_check
 from infra.config import ENV_NAMES
 from tests.infra.conftest import REPO, SynthesizedEnv
 
@@ -101,3 +101,28 @@ def test_every_skip_in_the_config_has_its_reason_above_it() -> None:
     for number, line in enumerate(lines[start + 1 :], start + 1):
         if line.strip().startswith("- CKV"):
             assert lines[number - 1].strip().startswith("#"), f"no reason above {line.strip()}"
+
+
+def test_each_function_says_why_it_has_no_dead_letter_queue(each_env: SynthesizedEnv) -> None:
+    """CKV_AWS_116 per function: the on-failure destination or synchronous-only use."""
+    for part in ("Data", "Pipeline", "Serving", "Monitoring"):
+        with_destination = {
+            str(props["FunctionName"].get("Ref"))
+            for props in each_env.properties(part, "AWS::Lambda::EventInvokeConfig").values()
+            if props.get("DestinationConfig", {}).get("OnFailure")
+        }
+        functions = each_env.resources(part, "AWS::Lambda::Function")
+        assert functions or part == "Data", part
+        for logical_id, resource in functions.items():
+            skips = {
+                skip["id"]: skip["comment"]
+                for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+            }
+            expected = (
+                ASYNC_DEAD_LETTERS
+                if logical_id in with_destination
+                else DEPLOY_TIME_HANDLER
+                if logical_id.startswith("BucketNotificationsHandler")
+                else SYNC_ONLY
+            )
+            assert skips.get("CKV_AWS_116") == expected, (part, logical_id)
