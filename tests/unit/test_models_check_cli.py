@@ -271,7 +271,7 @@ def test_the_docs_example_config_is_valid(
 ) -> None:
     """docs/models.md's digits example passes the checks it documents."""
     text = (REPO / "docs" / "models.md").read_text()
-    example = text.split("```yaml\n# models/digits.yaml\n", 1)[1].split("```", 1)[0]
+    example = text.split("```yaml\n# digits.model.yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "digits.yaml").write_text(example)
     columns = "\n".join(f"  pixel_{i}: {{type: float}}" for i in range(64))
     (tmp_path / "contract.yaml").write_text(
