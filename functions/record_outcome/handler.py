@@ -122,11 +122,9 @@ def deployment_outcome(state: OutcomeState) -> tuple[str, str] | None:
         return None
     registered, deployment = state.registered, state.deployment or {}
     if deployment.get("status") in ("Succeeded", "AlreadyLive"):
-        endpoint = deployment.get("endpoint") or "its dedicated"
-        return (
-            "Deployed",
-            f"{registered.model} v{registered.version} serves on the {endpoint} endpoint",
-        )
+        endpoint = deployment.get("endpoint")
+        where = f"the {endpoint} endpoint" if endpoint else "its dedicated endpoint"
+        return "Deployed", f"{registered.model} v{registered.version} serves on {where}"
     reason = _refusal(deployment) or "the Deploy step did not report a deployment"
     return "NotDeployed", reason
 

@@ -698,3 +698,11 @@ def test_a_malformed_state_names_the_missing_field(aws: None) -> None:
 
     with pytest.raises(ValueError, match=r"state field \$\.validation\.columns"):
         prepare.handler(state, CONTEXT)
+
+
+def test_a_run_deployed_to_a_dedicated_endpoint_says_so_in_plain_words(aws: None) -> None:
+    deployed = {"status": "Succeeded", "model": DATASET, "model_version": 4}  # no "endpoint"
+
+    outcome = record_outcome.handler(_registered_state("run-dedicated", deployed), CONTEXT)
+
+    assert f"Deployed: {DATASET} v4 serves on its dedicated endpoint" in outcome["message"]
