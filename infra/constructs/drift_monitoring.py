@@ -228,18 +228,7 @@ class DriftMonitoring(Construct):
                 targets=[
                     target(
                         notifier,
-                        events.RuleTargetInput.from_object(
-                            {
-                                "model": model.name,
-                                "alarm": events.EventField.from_path("$.detail.alarmName"),
-                                "state": events.EventField.from_path("$.detail.state.value"),
-                                "previous_state": events.EventField.from_path(
-                                    "$.detail.previousState.value"
-                                ),
-                                "reason": events.EventField.from_path("$.detail.state.reason"),
-                                "time": events.EventField.time,
-                            }
-                        ),
+                        _notifier_input(model.name),
                     )
                 ],
             )
@@ -254,14 +243,7 @@ class DriftMonitoring(Construct):
                 targets=[
                     target(
                         retrain,
-                        events.RuleTargetInput.from_object(
-                            {
-                                "model": model.name,
-                                "cause": "alarm",
-                                "alarm": events.EventField.from_path("$.detail.alarmName"),
-                                "reason": events.EventField.from_path("$.detail.state.reason"),
-                            }
-                        ),
+                        _retrain_input(model.name),
                     )
                 ],
             )
@@ -293,18 +275,7 @@ class DriftMonitoring(Construct):
             targets=[
                 target(
                     notifier,
-                    events.RuleTargetInput.from_object(
-                        {
-                            "model": model_of_contributor,
-                            "alarm": events.EventField.from_path("$.detail.alarmName"),
-                            "state": events.EventField.from_path("$.detail.state.value"),
-                            "previous_state": events.EventField.from_path(
-                                "$.detail.previousState.value"
-                            ),
-                            "reason": events.EventField.from_path("$.detail.state.reason"),
-                            "time": events.EventField.time,
-                        }
-                    ),
+                    _notifier_input(model_of_contributor),
                 )
             ],
         )
@@ -316,14 +287,7 @@ class DriftMonitoring(Construct):
             targets=[
                 target(
                     retrain,
-                    events.RuleTargetInput.from_object(
-                        {
-                            "model": model_of_contributor,
-                            "cause": "alarm",
-                            "alarm": events.EventField.from_path("$.detail.alarmName"),
-                            "reason": events.EventField.from_path("$.detail.state.reason"),
-                        }
-                    ),
+                    _retrain_input(model_of_contributor),
                 )
             ],
         )
@@ -586,6 +550,33 @@ def _alarm_went_to_alarm(alarms: Sequence[cloudwatch.IAlarm]) -> events.EventPat
         detail_type=[ALARM_STATE_CHANGE],
         resources=[alarm.alarm_arn for alarm in alarms],
         detail={"state": {"value": ["ALARM"]}},
+    )
+
+
+def _notifier_input(model: str) -> events.RuleTargetInput:
+    """The drift notifier's input from an alarm (or alarm-contributor) state change event;
+    `model` is the model's name, or the event field holding it."""
+    return events.RuleTargetInput.from_object(
+        {
+            "model": model,
+            "alarm": events.EventField.from_path("$.detail.alarmName"),
+            "state": events.EventField.from_path("$.detail.state.value"),
+            "previous_state": events.EventField.from_path("$.detail.previousState.value"),
+            "reason": events.EventField.from_path("$.detail.state.reason"),
+            "time": events.EventField.time,
+        }
+    )
+
+
+def _retrain_input(model: str) -> events.RuleTargetInput:
+    """The retrain function's input from an alarm (or alarm-contributor) state change event."""
+    return events.RuleTargetInput.from_object(
+        {
+            "model": model,
+            "cause": "alarm",
+            "alarm": events.EventField.from_path("$.detail.alarmName"),
+            "reason": events.EventField.from_path("$.detail.state.reason"),
+        }
     )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -129,6 +130,98 @@ class EndpointSettings:
     # Reserved (and maximum) concurrent executions of each endpoint function; None: uncapped.
     reserved_concurrency: int | None = None
 
+    def function_options(self) -> dict[str, Any]:
+        """The DriftlineFunction options every inference function shares."""
+        return {
+            "log_retention": self.log_retention,
+            "log_key": self.log_key,
+            "removal_policy": self.removal_policy,
+            "memory_mb": self.memory_mb,
+            "timeout_seconds": 30,
+            "reserved_concurrency": self.reserved_concurrency,
+        }
+
+
+def serving_environment(settings: EndpointSettings, artifacts_bucket: s3.IBucket) -> dict[str, str]:
+    """The variables every inference function reads, dedicated or shared."""
+    return {
+        "DRIFTLINE_ENV": settings.env_name,
+        "DRIFTLINE_ARTIFACTS_BUCKET": artifacts_bucket.bucket_name,
+        "DRIFTLINE_CAPTURE_SAMPLE_RATE": f"{settings.capture_sample_rate:g}",
+        "DRIFTLINE_EXTRA_FEATURES": settings.extra_features,
+        "DRIFTLINE_MAX_ROWS": str(settings.max_rows),
+        "DRIFTLINE_MAX_PAYLOAD_BYTES": str(settings.max_payload_bytes),
+    }
+
+
+class LiveAliasGuard:
+    """What watches an endpoint's `live` alias: its error and p99-latency alarms (to the alerts
+    topic) and, where CodeDeploy shifts traffic, the deployment group that rolls back on them.
+
+    Built in the endpoint's own scope, so the alarms and group keep their logical IDs.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        alias: lambda_.Alias,
+        endpoint: str,
+        errors_note: str,
+        settings: EndpointSettings,
+        deployment_config: codedeploy.ILambdaDeploymentConfig | None,
+        application: codedeploy.ILambdaApplication | None,
+        alarm_topic: sns.ITopic,
+    ) -> None:
+        self.error_alarm = cloudwatch.Alarm(
+            scope,
+            "ErrorsAlarm",
+            alarm_description=f"{endpoint}: invocations failed (live alias, 2 minutes)"
+            f"{errors_note}",
+            metric=alias.metric_errors(period=Duration.minutes(1), statistic="Sum"),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.latency_alarm = cloudwatch.Alarm(
+            scope,
+            "LatencyAlarm",
+            alarm_description=(
+                f"{endpoint}: p99 duration above {settings.latency_p99_ms} ms "
+                "(live alias, 2 minutes)"
+            ),
+            metric=alias.metric_duration(period=Duration.minutes(1), statistic="p99"),
+            threshold=settings.latency_p99_ms,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        for alarm in (self.error_alarm, self.latency_alarm):
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
+        self.deployment_group: codedeploy.LambdaDeploymentGroup | None = None
+        if deployment_config is not None and application is not None:
+            self.deployment_group = codedeploy.LambdaDeploymentGroup(
+                scope,
+                "Deployment",
+                application=application,
+                alias=alias,
+                deployment_config=deployment_config,
+                alarms=[self.error_alarm, self.latency_alarm],
+                auto_rollback=codedeploy.AutoRollbackConfig(
+                    failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
+                ),
+            )
+            acknowledge(
+                self.deployment_group.role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSCodeDeployRoleForLambdaLimited]",
+                "CodeDeploy's own service role for Lambda traffic shifting; the Limited policy "
+                "only reads alarms and updates aliases of the deployment's function",
+            )
+
 
 class InferenceEndpoint(Construct):
     """One model's Lambda endpoint: function, `live` alias, URL, alarms, deployment group."""
@@ -153,20 +246,10 @@ class InferenceEndpoint(Construct):
             handler_module="inference",
             description=f"Driftline inference endpoint for model {model}",
             environment={
-                "DRIFTLINE_ENV": settings.env_name,
+                **serving_environment(settings, artifacts_bucket),
                 "DRIFTLINE_MODEL_NAME": model,
-                "DRIFTLINE_ARTIFACTS_BUCKET": artifacts_bucket.bucket_name,
-                "DRIFTLINE_CAPTURE_SAMPLE_RATE": f"{settings.capture_sample_rate:g}",
-                "DRIFTLINE_EXTRA_FEATURES": settings.extra_features,
-                "DRIFTLINE_MAX_ROWS": str(settings.max_rows),
-                "DRIFTLINE_MAX_PAYLOAD_BYTES": str(settings.max_payload_bytes),
             },
-            log_retention=settings.log_retention,
-            log_key=settings.log_key,
-            removal_policy=settings.removal_policy,
-            memory_mb=settings.memory_mb,
-            timeout_seconds=30,
-            reserved_concurrency=settings.reserved_concurrency,
+            **settings.function_options(),
         )
         self.function: lambda_.Function = runtime.function
         artifacts_bucket.grant_read(self.function, f"{MODELS_PREFIX}{model}/*")
@@ -187,54 +270,18 @@ class InferenceEndpoint(Construct):
         )
         self.url = self.alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
 
-        self.error_alarm = cloudwatch.Alarm(
+        guard = LiveAliasGuard(
             self,
-            "ErrorsAlarm",
-            alarm_description=f"{model} endpoint: invocations failed (live alias, 2 minutes)",
-            metric=self.alias.metric_errors(period=Duration.minutes(1), statistic="Sum"),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=2,
-            datapoints_to_alarm=2,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alias=self.alias,
+            endpoint=f"{model} endpoint",
+            errors_note="",
+            settings=settings,
+            deployment_config=deployment_config,
+            application=application,
+            alarm_topic=alarm_topic,
         )
-        self.latency_alarm = cloudwatch.Alarm(
-            self,
-            "LatencyAlarm",
-            alarm_description=(
-                f"{model} endpoint: p99 duration above {settings.latency_p99_ms} ms "
-                "(live alias, 2 minutes)"
-            ),
-            metric=self.alias.metric_duration(period=Duration.minutes(1), statistic="p99"),
-            threshold=settings.latency_p99_ms,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=2,
-            datapoints_to_alarm=2,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        for alarm in (self.error_alarm, self.latency_alarm):
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
-
-        self.deployment_group: codedeploy.LambdaDeploymentGroup | None = None
-        if deployment_config is not None and application is not None:
-            self.deployment_group = codedeploy.LambdaDeploymentGroup(
-                self,
-                "Deployment",
-                application=application,
-                alias=self.alias,
-                deployment_config=deployment_config,
-                alarms=[self.error_alarm, self.latency_alarm],
-                auto_rollback=codedeploy.AutoRollbackConfig(
-                    failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
-                ),
-            )
-            acknowledge(
-                self.deployment_group.role,
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSCodeDeployRoleForLambdaLimited]",
-                "CodeDeploy's own service role for Lambda traffic shifting; the Limited policy "
-                "only reads alarms and updates aliases of the deployment's function",
-            )
+        self.error_alarm, self.latency_alarm = guard.error_alarm, guard.latency_alarm
+        self.deployment_group = guard.deployment_group
 
 
 class SharedEndpoint(Construct):
@@ -259,22 +306,12 @@ class SharedEndpoint(Construct):
             handler_module="inference",
             description="Driftline shared inference endpoint: serves any deployed model by name",
             environment={
-                "DRIFTLINE_ENV": settings.env_name,
+                **serving_environment(settings, artifacts_bucket),
                 "DRIFTLINE_ENDPOINTS_TABLE": endpoints_table.table_name,
-                "DRIFTLINE_ARTIFACTS_BUCKET": artifacts_bucket.bucket_name,
-                "DRIFTLINE_CAPTURE_SAMPLE_RATE": f"{settings.capture_sample_rate:g}",
-                "DRIFTLINE_EXTRA_FEATURES": settings.extra_features,
-                "DRIFTLINE_MAX_ROWS": str(settings.max_rows),
-                "DRIFTLINE_MAX_PAYLOAD_BYTES": str(settings.max_payload_bytes),
                 "DRIFTLINE_ROUTE_TTL_SECONDS": str(SHARED_ROUTE_TTL_SECONDS),
                 "DRIFTLINE_MODEL_CACHE_SIZE": str(SHARED_MODEL_CACHE_SIZE),
             },
-            log_retention=settings.log_retention,
-            log_key=settings.log_key,
-            removal_policy=settings.removal_policy,
-            memory_mb=settings.memory_mb,
-            timeout_seconds=30,
-            reserved_concurrency=settings.reserved_concurrency,
+            **settings.function_options(),
         )
         self.function: lambda_.Function = runtime.function
         artifacts_bucket.grant_read(self.function, SERVING_GLOB)
@@ -288,32 +325,18 @@ class SharedEndpoint(Construct):
             description="the shared endpoint's code; models are routed through the registry",
         )
         self.url = self.alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
-        self.error_alarm = cloudwatch.Alarm(
+        guard = LiveAliasGuard(
             self,
-            "ErrorsAlarm",
-            alarm_description="shared endpoint: invocations failed (live alias, 2 minutes); "
-            "a model that fails to score counts in ModelErrors instead",
-            metric=self.alias.metric_errors(period=Duration.minutes(1), statistic="Sum"),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=2,
-            datapoints_to_alarm=2,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alias=self.alias,
+            endpoint="shared endpoint",
+            errors_note="; a model that fails to score counts in ModelErrors instead",
+            settings=settings,
+            deployment_config=deployment_config,
+            application=application,
+            alarm_topic=alarm_topic,
         )
-        self.latency_alarm = cloudwatch.Alarm(
-            self,
-            "LatencyAlarm",
-            alarm_description=(
-                f"shared endpoint: p99 duration above {settings.latency_p99_ms} ms "
-                "(live alias, 2 minutes)"
-            ),
-            metric=self.alias.metric_duration(period=Duration.minutes(1), statistic="p99"),
-            threshold=settings.latency_p99_ms,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=2,
-            datapoints_to_alarm=2,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
+        self.error_alarm, self.latency_alarm = guard.error_alarm, guard.latency_alarm
+        self.deployment_group = guard.deployment_group
         # One alarm for every model on this endpoint, a contributor per model: a model that
         # fails to score pages on-call without counting against the shared function's code.
         # Not a CodeDeploy alarm: model versions are canaried by the deploy step instead.
@@ -333,28 +356,7 @@ class SharedEndpoint(Construct):
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        for alarm in (self.error_alarm, self.latency_alarm, self.model_errors_alarm):
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
-        self.deployment_group: codedeploy.LambdaDeploymentGroup | None = None
-        if deployment_config is not None and application is not None:
-            self.deployment_group = codedeploy.LambdaDeploymentGroup(
-                self,
-                "Deployment",
-                application=application,
-                alias=self.alias,
-                deployment_config=deployment_config,
-                alarms=[self.error_alarm, self.latency_alarm],
-                auto_rollback=codedeploy.AutoRollbackConfig(
-                    failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
-                ),
-            )
-            acknowledge(
-                self.deployment_group.role,
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSCodeDeployRoleForLambdaLimited]",
-                "CodeDeploy's own service role for Lambda traffic shifting; the Limited policy "
-                "only reads alarms and updates aliases of the deployment's function",
-            )
+        self.model_errors_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
 
 
 class EndpointDeployer(Construct):
