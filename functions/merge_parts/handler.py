@@ -18,12 +18,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.shared import storage
 from functions.shared.batch_store import ListedBatch
 from functions.shared.clients import client
-from functions.shared.datasets import DatasetRegistry, store_manifest_once
+from functions.shared.datasets import (
+    DatasetRegistry,
+    accepted_result,
+    evolution_violations,
+    store_manifest_once,
+)
 from functions.shared.quarantine import quarantine
 from functions.shared.settings import get_settings
 from functions.shared.state import parse_state
 from pipelines.batches import build_batch_manifest, merge_part_reports
-from pipelines.contracts import Contract, check_schema_evolution, contract_hash
+from pipelines.contracts import Contract, contract_hash
 from pipelines.keys import manifest_key, part_report_key
 
 logger = Logger()
@@ -50,16 +55,11 @@ def run(state: ListedBatch) -> dict[str, Any]:
         reports = list(pool.map(lambda key: storage.get_json(bucket, key), keys))
 
     merged = merge_part_reports(reports, contract)
-    violations: list[dict[str, Any]] = list(merged["violations"])
     datasets = DatasetRegistry(client("dynamodb"), settings.datasets_table)
-    previous = datasets.latest(state.dataset)
-    if previous is not None:
-        violations += [
-            violation.to_dict()
-            for violation in check_schema_evolution(
-                previous["columns"], contract, contract.evolution
-            )
-        ]
+    violations: list[dict[str, Any]] = [
+        *merged["violations"],
+        *evolution_violations(datasets, state.dataset, contract),
+    ]
     logger.info(
         "merged",
         extra={
@@ -97,17 +97,12 @@ def run(state: ListedBatch) -> dict[str, Any]:
     )
     key = manifest_key(state.dataset, state.version_id)
     manifest, sha256 = store_manifest_once(datasets, bucket, key, manifest)
-    return {
-        "status": "accepted",
-        "dataset": state.dataset,
-        "version_id": state.version_id,
-        "key": state.prefix,
-        "manifest_key": key,
-        "manifest_sha256": sha256,
-        "columns": manifest["columns"],
-        "rows": manifest["rows"],
-        "contract_hash": manifest["contract_hash"],
-        "format": manifest["format"],
-        "warnings": manifest["warnings"],
-        "parts": len(manifest["parts"]),
-    }
+    accepted = accepted_result(
+        manifest,
+        dataset=state.dataset,
+        version_id=state.version_id,
+        key=state.prefix,
+        manifest_key=key,
+        sha256=sha256,
+    )
+    return {**accepted, "parts": len(manifest["parts"])}

@@ -10,11 +10,9 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from functions.shared import storage
-from functions.shared.errors import error_code
 from functions.shared.registry import _Table, to_attributes
+from pipelines.contracts import Contract, check_schema_evolution
 from pipelines.manifests import manifest_sha256
 
 ACCEPTED = "accepted#"
@@ -44,17 +42,7 @@ class DatasetRegistry(_Table):
             "manifest_key": manifest_key,
             "manifest_sha256": sha256,
         }
-        try:
-            self._call(
-                "put_item",
-                Item=to_attributes(item),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._put_new(item)
 
     def versions(self, dataset: str, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
         arguments: dict[str, Any] = {
@@ -101,3 +89,41 @@ def store_manifest_once(
     sha256 = manifest_sha256(stored)
     registry.record_accepted(stored, manifest_key=key, sha256=sha256)
     return stored, sha256
+
+
+def evolution_violations(
+    registry: DatasetRegistry, dataset: str, contract: Contract
+) -> list[dict[str, Any]]:
+    """The contract's breaks with the latest accepted version's columns (none for a first)."""
+    previous = registry.latest(dataset)
+    if previous is None:
+        return []
+    return [
+        violation.to_dict()
+        for violation in check_schema_evolution(previous["columns"], contract, contract.evolution)
+    ]
+
+
+def accepted_result(
+    manifest: Mapping[str, Any],
+    *,
+    dataset: str,
+    version_id: str,
+    key: str,
+    manifest_key: str,
+    sha256: str,
+) -> dict[str, Any]:
+    """What a validating step hands the pipeline for an accepted version, single file or batch."""
+    return {
+        "status": "accepted",
+        "dataset": dataset,
+        "version_id": version_id,
+        "key": key,
+        "manifest_key": manifest_key,
+        "manifest_sha256": sha256,
+        "columns": manifest["columns"],
+        "rows": manifest["rows"],
+        "contract_hash": manifest["contract_hash"],
+        "format": manifest["format"],
+        "warnings": manifest["warnings"],
+    }

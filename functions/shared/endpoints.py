@@ -154,20 +154,10 @@ class EndpointRegistry(_Table):
         at = str(entry.get("recorded_at") or iso_now())
         for _ in range(5):
             item = {**entry, "recorded_at": at}
-            try:
-                self._call(
-                    "put_item",
-                    Item=to_attributes(
-                        {"pk": endpoint_pk(model), "sk": f"{HISTORY_PREFIX}{at}", **item}
-                    ),
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
+            if self._put_new({"pk": endpoint_pk(model), "sk": f"{HISTORY_PREFIX}{at}", **item}):
                 break
-            except ClientError as error:
-                if error_code(error) != "ConditionalCheckFailedException":
-                    raise
-                moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
-                at = (moment + timedelta(microseconds=1)).isoformat().replace("+00:00", "Z")
+            moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+            at = (moment + timedelta(microseconds=1)).isoformat().replace("+00:00", "Z")
         else:
             raise RegistryError(f"endpoint {model}: could not append a history record at {at}")
         if becomes_current:

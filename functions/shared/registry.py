@@ -125,22 +125,33 @@ class _Table:
         return from_attributes(item) if item else None
 
     def _query(self, **arguments: Any) -> Iterator[dict[str, Any]]:
+        return self._paged("query", arguments)
+
+    def _scan(self, **arguments: Any) -> Iterator[dict[str, Any]]:
+        return self._paged("scan", arguments)
+
+    def _paged(self, operation: str, arguments: dict[str, Any]) -> Iterator[dict[str, Any]]:
         while True:
-            page = self._call("query", **arguments)
+            page = self._call(operation, **arguments)
             for item in page.get("Items", []):
                 yield from_attributes(item)
             if "LastEvaluatedKey" not in page:
                 return
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _scan(self, **arguments: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            page = self._call("scan", **arguments)
-            for item in page.get("Items", []):
-                yield from_attributes(item)
-            if "LastEvaluatedKey" not in page:
-                return
-            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    def _put_new(self, item: Mapping[str, Any]) -> bool:
+        """Put the item unless its key is taken; False when it is (never overwrites)."""
+        try:
+            self._call(
+                "put_item",
+                Item=to_attributes(item),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def _update(
         self,
@@ -278,17 +289,7 @@ class ModelRegistry(_Table):
             "sk": version_sk(int(record["version"])),
             **record,
         }
-        try:
-            self._call(
-                "put_item",
-                Item=to_attributes(item),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._put_new(item)
 
     def set_version_fields(self, model: str, version: int, fields: Mapping[str, Any]) -> None:
         """Add fields to an existing version (e.g. its SageMaker model package ARN)."""

@@ -18,11 +18,16 @@ from pydantic import Field
 from functions.shared import storage
 from functions.shared.clients import client
 from functions.shared.contract_store import resolve
-from functions.shared.datasets import DatasetRegistry, store_manifest_once
+from functions.shared.datasets import (
+    DatasetRegistry,
+    accepted_result,
+    evolution_violations,
+    store_manifest_once,
+)
 from functions.shared.quarantine import quarantine
 from functions.shared.settings import get_settings
 from functions.shared.state import NAME_PATTERN, StepState, parse_state
-from pipelines.contracts import ContractError, check_schema_evolution
+from pipelines.contracts import ContractError
 from pipelines.keys import DATASETS_PREFIX, manifest_key
 from pipelines.manifests import build_manifest
 from pipelines.validation import validate
@@ -68,15 +73,10 @@ def run(state: UploadState) -> dict[str, Any]:
         size=state.size,
     ).to_dict()
     datasets = DatasetRegistry(client("dynamodb"), settings.datasets_table)
-    previous = datasets.latest(state.dataset)
-    violations: list[dict[str, Any]] = list(report["violations"])
-    if previous is not None:
-        violations += [
-            violation.to_dict()
-            for violation in check_schema_evolution(
-                previous["columns"], contract, contract.evolution
-            )
-        ]
+    violations: list[dict[str, Any]] = [
+        *report["violations"],
+        *evolution_violations(datasets, state.dataset, contract),
+    ]
     logger.info(
         "validated",
         extra={
@@ -99,19 +99,14 @@ def run(state: UploadState) -> dict[str, Any]:
     )
     key = manifest_key(state.dataset, state.version_id)
     manifest, sha256 = store_manifest_once(datasets, settings.artifacts_bucket, key, manifest)
-    return {
-        "status": "accepted",
-        "dataset": state.dataset,
-        "version_id": state.version_id,
-        "key": state.key,
-        "manifest_key": key,
-        "manifest_sha256": sha256,
-        "columns": manifest["columns"],
-        "rows": manifest["rows"],
-        "contract_hash": manifest["contract_hash"],
-        "format": manifest["format"],
-        "warnings": manifest["warnings"],
-    }
+    return accepted_result(
+        manifest,
+        dataset=state.dataset,
+        version_id=state.version_id,
+        key=state.key,
+        manifest_key=key,
+        sha256=sha256,
+    )
 
 
 def reject(
