@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_ENV = "local"
@@ -53,3 +54,18 @@ def add_env_argument(parser: argparse.ArgumentParser, *, dest: str = "env") -> N
         metavar="ENV",
         help=f"{', '.join(names)} (default: {DEFAULT_ENV}, the local twin)",
     )
+
+
+def add_env_action(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    *,
+    handler: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    """A subcommand that reads one env and prints a table, or one JSON document with --json."""
+    action = actions.add_parser(name, help=help_text)
+    add_env_argument(action)
+    action.add_argument("--json", action="store_true", help="print one JSON document")
+    action.set_defaults(handler=handler)
+    return action

@@ -16,7 +16,7 @@ idempotent: a version already promoted is reported `done`.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,6 @@ from driftline.errors import UsageError
 from driftline.output import emit
 from functions.shared.registry import ModelStatus
 from functions.shared.state import utc_now
-from pipelines.keys import REGISTERED, model_artifact
 from pipelines.promotion import (
     Alarm,
     AlarmEvent,
@@ -247,7 +246,15 @@ def promote_decided(
         "reason": decision.reason,
         "decided_at": utc_now(),
     }
-    new_version = copy_version(source, target, record, status=status, who=who, promotion=promotion)
+    new_version = models_command.copy_version(
+        source,
+        target,
+        record,
+        status=status,
+        promoted_by=who,
+        decided_by=f"policy:automatic after a {_hours(promotion)} soak in {source.name}",
+        promotion=promotion,
+    )
     promotions = dict(record.get("promotions") or {})
     promotions[target.name] = {
         "version": new_version,
@@ -258,57 +265,6 @@ def promote_decided(
     }
     source.registry.set_version_fields(model, version, {"promotions": promotions})
     return {"target_version": new_version, "target_status": status}
-
-
-def copy_version(
-    source: Any,
-    target: Any,
-    record: Mapping[str, Any],
-    *,
-    status: ModelStatus,
-    who: str,
-    promotion: Mapping[str, Any],
-) -> int:
-    """The artifacts and the registry record, under the target registry's next version."""
-    model, version = str(record["model"]), int(record["version"])
-    source_keys = models_command._source_keys(record, model, version)
-    created_at = utc_now()
-    for _ in range(models_command.MAX_ALLOCATIONS):
-        new_version = target.registry.allocate_version(model)
-        if target.registry.get_version(model, new_version) is not None:
-            continue
-        artifacts = models_command._copy_artifacts(source, source_keys, target, model, new_version)
-        promoted: dict[str, Any] = {
-            "model": model,
-            "version": new_version,
-            "status": status,
-            "created_at": created_at,
-            "model_key": artifacts["model"],
-            "artifacts": artifacts,
-            **{name: record[name] for name in _promoted_fields() if name in record},
-            "promoted_from": {
-                "env": source.name,
-                "version": version,
-                "model_key": record.get("model_key", model_artifact(model, version, REGISTERED[0])),
-            },
-            "promoted_by": who,
-            "promotion": dict(promotion),
-        }
-        if status == "Approved":
-            promoted |= {
-                "decided_at": created_at,
-                "decided_by": f"policy:automatic after a {_hours(promotion)} soak in {source.name}",
-            }
-        if target.registry.put_version(promoted):
-            return int(new_version)
-    raise UsageError(
-        f"model '{model}' in env {target.name!r}: no free version after "
-        f"{models_command.MAX_ALLOCATIONS} attempts"
-    )
-
-
-def _promoted_fields() -> Sequence[str]:
-    return tuple(models_command._PROMOTED_FIELDS)
 
 
 def _hours(promotion: Mapping[str, Any]) -> str:

@@ -9,6 +9,7 @@ before calling a version unknown.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from driftline.aws import client, require_output, stack_outputs
-from driftline.envs import add_env_argument
+from driftline.envs import add_env_action
 from driftline.errors import NegativeVerdict, UsageError
 from driftline.output import emit, print_json, print_table
 from functions.shared.datasets import DatasetRegistry
@@ -33,12 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("datasets", help="list and show accepted dataset versions")
     actions = parser.add_subparsers(dest="datasets_command", required=True)
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        action = actions.add_parser(name, help=help_text)
-        add_env_argument(action)
-        action.add_argument("--json", action="store_true", help="print one JSON document")
-        action.set_defaults(handler=run)
-        return action
+    add = functools.partial(add_env_action, actions, handler=run)
 
     add("list", "every dataset with its latest accepted version")
     show = add("show", "a version's manifest (default: the latest accepted version)")

@@ -21,7 +21,7 @@ from botocore.config import Config
 
 from driftline.aws import client, require_output, stack_outputs
 from driftline.commands.runs import registry_errors
-from driftline.envs import add_env_argument
+from driftline.envs import add_env_action
 from driftline.errors import DriftlineError, UsageError
 from driftline.output import emit, principal
 from functions.shared.endpoints import (
@@ -46,12 +46,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     actions = parser.add_subparsers(dest="endpoints_command", required=True)
 
     def add(name: str, help_text: str, *, model: bool = True) -> argparse.ArgumentParser:
-        action = actions.add_parser(name, help=help_text)
-        add_env_argument(action)
-        action.add_argument("--json", action="store_true", help="print one JSON document")
+        action = add_env_action(actions, name, help_text, handler=run)
         if model:
             action.add_argument("--model", required=True, help="the endpoint's model name")
-        action.set_defaults(handler=run)
         return action
 
     add("list", "every endpoint and what its live alias serves", model=False)

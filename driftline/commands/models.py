@@ -17,6 +17,7 @@ own approval policy (cdk.json) decides whether it arrives Approved or PendingApp
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import json
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ from botocore.exceptions import ClientError
 from driftline.aws import client, require_output, stack_outputs
 from driftline.checks import check_contract, check_model_config
 from driftline.commands.runs import detail_rows, registry_errors
-from driftline.envs import add_env_argument, env_names
+from driftline.envs import add_env_action, env_names
 from driftline.errors import UsageError
 from driftline.output import emit
 from driftline.twin.synth import project_root
@@ -45,12 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     actions = parser.add_subparsers(dest="models_command", required=True)
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        action = actions.add_parser(name, help=help_text)
-        add_env_argument(action)
-        action.add_argument("--json", action="store_true", help="print one JSON document")
-        action.set_defaults(handler=run)
-        return action
+    add = functools.partial(add_env_action, actions, handler=run)
 
     add("list", "every model with its latest version and champion")
     show = add("show", "a model's versions, or one version with --version")
@@ -372,6 +368,56 @@ def _source_keys(record: Mapping[str, Any], model: str, version: int) -> dict[st
     }
 
 
+def copy_version(
+    source: _Env,
+    target: _Env,
+    record: Mapping[str, Any],
+    *,
+    status: ModelStatus,
+    promoted_by: str,
+    decided_by: str,
+    promotion: Mapping[str, Any] | None = None,
+) -> int:
+    """The artifacts and the registry record, under the target registry's next version.
+
+    Shared by `promote` and `promote --auto`, so a version promoted either way carries the
+    same lineage fields; `promotion` records why an automatic promotion happened.
+    """
+    model, version = str(record["model"]), int(record["version"])
+    source_keys = _source_keys(record, model, version)
+    created_at = utc_now()
+    for _ in range(MAX_ALLOCATIONS):
+        new_version = target.registry.allocate_version(model)
+        # The counter may trail an existing item (restored table): never overwrite its files.
+        if target.registry.get_version(model, new_version) is not None:
+            continue
+        artifacts = _copy_artifacts(source, source_keys, target, model, new_version)
+        promoted: dict[str, Any] = {
+            "model": model,
+            "version": new_version,
+            "status": status,
+            "created_at": created_at,
+            "model_key": artifacts["model"],
+            "artifacts": artifacts,
+            **{name: record[name] for name in _PROMOTED_FIELDS if name in record},
+            "promoted_from": {
+                "env": source.name,
+                "version": version,
+                "model_key": record.get("model_key", source_keys[REGISTERED[0]]),
+            },
+            "promoted_by": promoted_by,
+        }
+        if promotion is not None:
+            promoted["promotion"] = dict(promotion)
+        if status == "Approved":
+            promoted |= {"decided_at": created_at, "decided_by": decided_by}
+        if target.registry.put_version(promoted):
+            return int(new_version)
+    raise UsageError(
+        f"model '{model}' in env {target.name!r}: no free version after {MAX_ALLOCATIONS} attempts"
+    )
+
+
 def promote(args: argparse.Namespace) -> int:
     from driftline.promotion import require_explicit, run_auto
 
@@ -397,38 +443,14 @@ def promote(args: argparse.Namespace) -> int:
                 f"model '{model}' version {version} from env {args.from_env!r} is already "
                 f"version {existing} in env {args.to_env!r}"
             )
-        source_keys = _source_keys(record, model, version)
-        created_at = utc_now()
-        for _ in range(MAX_ALLOCATIONS):
-            new_version = target.registry.allocate_version(model)
-            # The counter may trail an existing item (restored table): never overwrite its files.
-            if target.registry.get_version(model, new_version) is not None:
-                continue
-            artifacts = _copy_artifacts(source, source_keys, target, model, new_version)
-            promoted: dict[str, Any] = {
-                "model": model,
-                "version": new_version,
-                "status": status,
-                "created_at": created_at,
-                "model_key": artifacts["model"],
-                "artifacts": artifacts,
-                **{name: record[name] for name in _PROMOTED_FIELDS if name in record},
-                "promoted_from": {
-                    "env": args.from_env,
-                    "version": version,
-                    "model_key": record.get("model_key", source_keys[REGISTERED[0]]),
-                },
-                "promoted_by": _who(),
-            }
-            if status == "Approved":
-                promoted |= {"decided_at": created_at, "decided_by": "policy:automatic"}
-            if target.registry.put_version(promoted):
-                break
-        else:
-            raise UsageError(
-                f"model '{model}' in env {args.to_env!r}: no free version after "
-                f"{MAX_ALLOCATIONS} attempts"
-            )
+        new_version = copy_version(
+            source,
+            target,
+            record,
+            status=status,
+            promoted_by=_who(),
+            decided_by="policy:automatic",
+        )
         document = version_record(target.registry, model, new_version)
     emit(document, as_json=args.json, rows=detail_rows(document))
     return 0

@@ -10,13 +10,14 @@ question after every retrain ("what changed, and did it help?").
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from driftline.aws import client, require_output, stack_outputs
-from driftline.envs import add_env_argument
+from driftline.envs import add_env_action
 from driftline.errors import UsageError
 from driftline.output import emit, print_table, shorten_list
 from functions.shared.errors import TransientError
@@ -32,12 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     actions = parser.add_subparsers(dest="runs_command", required=True)
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        action = actions.add_parser(name, help=help_text)
-        add_env_argument(action)
-        action.add_argument("--json", action="store_true", help="print one JSON document")
-        action.set_defaults(handler=run)
-        return action
+    add = functools.partial(add_env_action, actions, handler=run)
 
     listing = add("list", "runs, newest first")
     listing.add_argument("--dataset", help="only this dataset's runs")
