@@ -36,7 +36,6 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -47,7 +46,7 @@ from constructs import Construct
 from infra.config import Schedules
 from infra.constructs.artifact_access import MONITORING_ACCESS
 from infra.constructs.functions import DriftlineFunction
-from infra.constructs.registry_tables import RegistryTableSet
+from infra.constructs.training_pipeline import PipelineResources
 from infra.constructs.undelivered import UndeliveredEvents
 from pipelines.drift_thresholds import DriftThresholdConfig
 from pipelines.keys import CAPTURE_PREFIX, FEEDBACK_PREFIX, MODEL_CONFIGS_PREFIX, latest_report_key
@@ -105,15 +104,16 @@ def construct_name(model: str) -> str:
 
 
 @dataclass(frozen=True)
-class MonitoringResources:
-    """What monitoring needs from the Data and Pipeline stacks."""
+class MonitoringResources(PipelineResources):
+    """What monitoring needs from the Data and Pipeline stacks: the pipeline's, and the pipeline."""
 
-    datasets_bucket: s3.IBucket
-    artifacts_bucket: s3.IBucket
-    tables: RegistryTableSet
-    alerts_topic: sns.ITopic
-    key: kms.IKey
     state_machine: sfn.IStateMachine
+
+    @classmethod
+    def of(
+        cls, data: PipelineResources, *, state_machine: sfn.IStateMachine
+    ) -> MonitoringResources:
+        return cls(**vars(data), state_machine=state_machine)
 
 
 @dataclass(frozen=True)

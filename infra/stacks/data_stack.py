@@ -15,6 +15,7 @@ from infra.constructs.alerts import AlertsTopic
 from infra.constructs.buckets import AccessLogBucket, SecureBucket
 from infra.constructs.encryption import DataKey
 from infra.constructs.registry_tables import RegistryTables, RegistryTableSet
+from infra.constructs.training_pipeline import PipelineResources
 
 
 class DataStack(Stack):
@@ -42,26 +43,21 @@ class DataStack(Stack):
             retention=Duration.days(max(config.log_retention_days, 1)),
         ).bucket
         noncurrent_expiry = Duration.days(config.noncurrent_version_expiry_days)
-        self.datasets_bucket: s3.IBucket = SecureBucket(
-            self,
-            "Datasets",
-            encryption_key=self.key,
-            access_logs=access_logs,
-            access_log_prefix="datasets/",
-            removal_policy=removal,
-            noncurrent_version_expiry=noncurrent_expiry,
-            event_bridge_enabled=True,
-        ).bucket
-        self.artifacts_bucket: s3.IBucket = SecureBucket(
-            self,
-            "Artifacts",
-            encryption_key=self.key,
-            access_logs=access_logs,
-            access_log_prefix="artifacts/",
-            removal_policy=removal,
-            noncurrent_version_expiry=noncurrent_expiry,
-            event_bridge_enabled=True,
-        ).bucket
+
+        def data_bucket(construct_id: str, access_log_prefix: str) -> s3.IBucket:
+            return SecureBucket(
+                self,
+                construct_id,
+                encryption_key=self.key,
+                access_logs=access_logs,
+                access_log_prefix=access_log_prefix,
+                removal_policy=removal,
+                noncurrent_version_expiry=noncurrent_expiry,
+                event_bridge_enabled=True,
+            ).bucket
+
+        self.datasets_bucket: s3.IBucket = data_bucket("Datasets", "datasets/")
+        self.artifacts_bucket: s3.IBucket = data_bucket("Artifacts", "artifacts/")
         self.tables: RegistryTableSet = RegistryTables(
             self, "Registry", encryption_key=self.key, removal_policy=removal
         ).tables
@@ -85,3 +81,14 @@ class DataStack(Stack):
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
+
+    @property
+    def resources(self) -> PipelineResources:
+        """The stateful resources that the stateless stacks build on."""
+        return PipelineResources(
+            datasets_bucket=self.datasets_bucket,
+            artifacts_bucket=self.artifacts_bucket,
+            tables=self.tables,
+            alerts_topic=self.alerts_topic,
+            key=self.key,
+        )

@@ -49,14 +49,7 @@ class MonitoringStack(Stack):
         self.drift = DriftMonitoring(
             self,
             "Drift",
-            resources=MonitoringResources(
-                datasets_bucket=data.datasets_bucket,
-                artifacts_bucket=data.artifacts_bucket,
-                tables=data.tables,
-                alerts_topic=data.alerts_topic,
-                key=data.key,
-                state_machine=state_machine,
-            ),
+            resources=MonitoringResources.of(data.resources, state_machine=state_machine),
             models=models,
             thresholds=config.thresholds,
             schedules=config.schedules,

@@ -11,7 +11,7 @@ from constructs import Construct
 
 from infra.config import EnvConfig, TrainingBackend
 from infra.constructs.log_retention import log_retention
-from infra.constructs.training_pipeline import PipelineResources, TrainingPipeline
+from infra.constructs.training_pipeline import TrainingPipeline
 from infra.stacks.data_stack import DataStack
 
 
@@ -38,13 +38,7 @@ class PipelineStack(Stack):
         self.training = TrainingPipeline(
             self,
             "Training",
-            resources=PipelineResources(
-                datasets_bucket=data.datasets_bucket,
-                artifacts_bucket=data.artifacts_bucket,
-                tables=data.tables,
-                alerts_topic=data.alerts_topic,
-                key=data.key,
-            ),
+            resources=data.resources,
             env_name=config.name,
             git_sha=config.git_sha,
             approval_policy=config.approval_policy.value,
