@@ -30,7 +30,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -107,19 +107,27 @@ def _field(document: Mapping[str, Any], name: str, where: str) -> Any:
     return document[name]
 
 
-def parse_capture(text: str, *, source: str) -> list[CaptureRecord]:
-    """Every record of one capture object, or CaptureError naming the first bad line."""
-    records = []
+def _json_objects(
+    text: str, *, source: str, error: type[Exception]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, object) for each non-blank JSON-lines line; `error` names the first bad one."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{source} line {number}"
         try:
             document = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise CaptureError(f"{where}: not JSON ({error.msg})") from None
+        except json.JSONDecodeError as decode_error:
+            raise error(f"{where}: not JSON ({decode_error.msg})") from None
         if not isinstance(document, dict):
-            raise CaptureError(f"{where}: expected a JSON object")
+            raise error(f"{where}: expected a JSON object")
+        yield where, document
+
+
+def parse_capture(text: str, *, source: str) -> list[CaptureRecord]:
+    """Every record of one capture object, or CaptureError naming the first bad line."""
+    records = []
+    for where, document in _json_objects(text, source=source, error=CaptureError):
         features = _field(document, "features", where)
         if not isinstance(features, dict):
             raise CaptureError(f"{where}: key 'features' is not an object")
@@ -621,16 +629,7 @@ def parse_feedback(text: str, *, source: str) -> list[FeedbackLabel]:
         for number, row in enumerate(reader, start=2):
             labels.append(_label(row, f"{source} line {number}"))
         return labels
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{source} line {number}"
-        try:
-            document = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise FeedbackError(f"{where}: not JSON ({error.msg})") from None
-        if not isinstance(document, dict):
-            raise FeedbackError(f"{where}: expected a JSON object")
+    for where, document in _json_objects(text, source=source, error=FeedbackError):
         labels.append(_label(document, where))
     return labels
 
