@@ -223,7 +223,40 @@ class LiveAliasGuard:
             )
 
 
-class InferenceEndpoint(Construct):
+class _LiveEndpoint(Construct):
+    """An endpoint whose callers reach a `live` alias through its IAM-authenticated URL."""
+
+    def _serve_live(
+        self,
+        version: lambda_.IVersion,
+        *,
+        description: str,
+        endpoint: str,
+        errors_note: str,
+        settings: EndpointSettings,
+        deployment_config: codedeploy.ILambdaDeploymentConfig | None,
+        application: codedeploy.ILambdaApplication | None,
+        alarm_topic: sns.ITopic,
+    ) -> None:
+        self.alias = lambda_.Alias(
+            self, "Live", alias_name=LIVE_ALIAS, version=version, description=description
+        )
+        self.url = self.alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+        guard = LiveAliasGuard(
+            self,
+            alias=self.alias,
+            endpoint=endpoint,
+            errors_note=errors_note,
+            settings=settings,
+            deployment_config=deployment_config,
+            application=application,
+            alarm_topic=alarm_topic,
+        )
+        self.error_alarm, self.latency_alarm = guard.error_alarm, guard.latency_alarm
+        self.deployment_group = guard.deployment_group
+
+
+class InferenceEndpoint(_LiveEndpoint):
     """One model's Lambda endpoint: function, `live` alias, URL, alarms, deployment group."""
 
     def __init__(
@@ -261,18 +294,9 @@ class InferenceEndpoint(Construct):
             lambda_=self.function,
             description="bootstrap: serves no model until the pipeline deploys one",
         )
-        self.alias = lambda_.Alias(
-            self,
-            "Live",
-            alias_name=LIVE_ALIAS,
-            version=bootstrap,
+        self._serve_live(
+            bootstrap,
             description=f"what the {model} endpoint serves; moved only by the deploy step",
-        )
-        self.url = self.alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
-
-        guard = LiveAliasGuard(
-            self,
-            alias=self.alias,
             endpoint=f"{model} endpoint",
             errors_note="",
             settings=settings,
@@ -280,11 +304,9 @@ class InferenceEndpoint(Construct):
             application=application,
             alarm_topic=alarm_topic,
         )
-        self.error_alarm, self.latency_alarm = guard.error_alarm, guard.latency_alarm
-        self.deployment_group = guard.deployment_group
 
 
-class SharedEndpoint(Construct):
+class SharedEndpoint(_LiveEndpoint):
     """The endpoint of every model without a dedicated one: routes by model name."""
 
     def __init__(
@@ -317,17 +339,9 @@ class SharedEndpoint(Construct):
         artifacts_bucket.grant_read(self.function, SERVING_GLOB)
         artifacts_bucket.grant_put(self.function, f"{CAPTURE_PREFIX}*")
         endpoints_table.grant_read_data(self.function)
-        self.alias = lambda_.Alias(
-            self,
-            "Live",
-            alias_name=LIVE_ALIAS,
-            version=self.function.current_version,
+        self._serve_live(
+            self.function.current_version,
             description="the shared endpoint's code; models are routed through the registry",
-        )
-        self.url = self.alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
-        guard = LiveAliasGuard(
-            self,
-            alias=self.alias,
             endpoint="shared endpoint",
             errors_note="; a model that fails to score counts in ModelErrors instead",
             settings=settings,
@@ -335,8 +349,6 @@ class SharedEndpoint(Construct):
             application=application,
             alarm_topic=alarm_topic,
         )
-        self.error_alarm, self.latency_alarm = guard.error_alarm, guard.latency_alarm
-        self.deployment_group = guard.deployment_group
         # One alarm for every model on this endpoint, a contributor per model: a model that
         # fails to score pages on-call without counting against the shared function's code.
         # Not a CodeDeploy alarm: model versions are canaried by the deploy step instead.

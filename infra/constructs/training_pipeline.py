@@ -355,21 +355,7 @@ class TrainingPipeline(Construct):
             ),
             targets=[self.undelivered.target(start_run)],
         )
-        self.functions = {
-            "validate": validate,
-            "prepare": prepare,
-            "train": train,
-            "evaluate": evaluate,
-            "gate": gate,
-            "register": register,
-            "record_outcome": record,
-            "start_run": start_run,
-            "list_parts": multipart.list_parts,
-            "validate_part": multipart.validate_part,
-            "merge_parts": multipart.merge_parts,
-        }
-        if collect is not None:
-            self.functions["collect_training"] = collect
+        self.functions = {**steps, "start_run": start_run}
 
     def _training_job(
         self, resources: PipelineResources, env_name: str, git_sha: str
@@ -547,23 +533,28 @@ class TrainingPipeline(Construct):
             )
             return task
 
-        failed = (
-            step("RecordFailure", record, "$.outcome")
-            .next(
-                tasks.SnsPublish(
-                    self,
-                    "NotifyFailure",
-                    topic=topic,
-                    subject="Driftline run failed",
-                    message=sfn.TaskInput.from_json_path_at("$.outcome.message"),
-                    result_path=sfn.JsonPath.DISCARD,
-                )
+        def publish(name: str, *, subject: str, message_path: str) -> tasks.SnsPublish:
+            return tasks.SnsPublish(
+                self,
+                name,
+                topic=topic,
+                subject=subject,
+                message=sfn.TaskInput.from_json_path_at(message_path),
+                result_path=sfn.JsonPath.DISCARD,
             )
-            .next(
-                sfn.Fail(
-                    self, "PipelineFailed", error="PipelineFailed", cause_path="$.outcome.cause"
-                )
+
+        def record_and_fail(
+            record_name: str, notify_name: str, subject: str, error: str
+        ) -> sfn.Chain:
+            """Record the run's outcome, tell the alerts topic, end the execution as `error`."""
+            return (
+                step(record_name, record, "$.outcome")
+                .next(publish(notify_name, subject=subject, message_path="$.outcome.message"))
+                .next(sfn.Fail(self, error, error=error, cause_path="$.outcome.cause"))
             )
+
+        failed = record_and_fail(
+            "RecordFailure", "NotifyFailure", "Driftline run failed", "PipelineFailed"
         )
 
         def guarded(task: _Catching) -> _Catching:
@@ -589,45 +580,29 @@ class TrainingPipeline(Construct):
             },
             result_path="$.run",
         )
-        rejected = tasks.SnsPublish(
-            self,
+        rejected = publish(
             "NotifyRejection",
-            topic=topic,
             subject="Driftline dataset rejected",
-            message=sfn.TaskInput.from_json_path_at("$.validation.message"),
-            result_path=sfn.JsonPath.DISCARD,
+            message_path="$.validation.message",
         ).next(
             sfn.Fail(
                 self, "DatasetRejected", error="DatasetRejected", cause_path="$.validation.cause"
             )
         )
-        gate_rejected = (
-            step("RecordGateRejection", record, "$.outcome")
-            .next(
-                tasks.SnsPublish(
-                    self,
-                    "NotifyGateRejection",
-                    topic=topic,
-                    subject="Driftline model rejected by the gate",
-                    message=sfn.TaskInput.from_json_path_at("$.outcome.message"),
-                    result_path=sfn.JsonPath.DISCARD,
-                )
-            )
-            .next(
-                sfn.Fail(self, "GateRejected", error="GateRejected", cause_path="$.outcome.cause")
-            )
+        gate_rejected = record_and_fail(
+            "RecordGateRejection",
+            "NotifyGateRejection",
+            "Driftline model rejected by the gate",
+            "GateRejected",
         )
         succeeded = (
             step("RecordSuccess", record, "$.outcome")
             .next(
-                tasks.SnsPublish(
-                    self,
+                publish(
                     "Notify",
-                    topic=topic,
                     # "registered and deployed" or "registered, NOT deployed" (record_outcome)
                     subject=sfn.JsonPath.string_at("$.outcome.subject"),
-                    message=sfn.TaskInput.from_json_path_at("$.outcome.message"),
-                    result_path=sfn.JsonPath.DISCARD,
+                    message_path="$.outcome.message",
                 )
             )
             .next(sfn.Succeed(self, "Done"))
