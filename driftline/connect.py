@@ -45,7 +45,8 @@ def default_state_dir() -> Path:
     return here / ".driftline"
 
 
-def _pid_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs (one owned by another user counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -65,7 +66,7 @@ def recorded_twin(state_dir: Path | None = None) -> str | None:
     if not isinstance(document, dict) or not document.get("port"):
         return None
     pid = document.get("pid")
-    if isinstance(pid, int) and not _pid_alive(pid):
+    if isinstance(pid, int) and not process_alive(pid):
         return None
     endpoint = document.get("endpoint") or f"http://127.0.0.1:{int(document['port'])}"
     return str(endpoint).rstrip("/")

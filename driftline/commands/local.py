@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from driftline.connect import START_TWIN, default_state_dir
+from driftline.connect import START_TWIN, default_state_dir, process_alive
 from driftline.errors import EXIT_OK, EXIT_UNUSABLE_INPUT, UsageError
 from driftline.output import emit, print_table, progress
 from driftline.twin.assets import LOCAL_REGION
@@ -38,7 +38,6 @@ from driftline.twin.server import (
     clear_state,
     endpoint_url,
     ensure_port_free,
-    process_alive,
     read_state,
     reap_children,
     serve_until_signalled,
