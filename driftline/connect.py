@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,27 @@ class Target:
 CURRENT = Target()
 
 
+def set_environment(values: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Set each variable (unset it for None); returns what was there, to set back later."""
+    previous = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return previous
+
+
+@contextmanager
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """The variables set (None: unset) for the block, then restored."""
+    saved = set_environment(values)
+    try:
+        yield
+    finally:
+        set_environment(saved)
+
+
 @contextmanager
 def target(env: str | None) -> Iterator[Target]:
     """Point the boto3 chain at the running twin for `--env local`, and restore it after."""
@@ -103,20 +124,11 @@ def target(env: str | None) -> Iterator[Target]:
                     "AWS_PROFILE": None,
                     **TWIN_CREDENTIALS,
                 }
-                for name, value in values.items():
-                    saved[name] = os.environ.get(name)
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
+                saved = set_environment(values)
     try:
         yield CURRENT
     finally:
-        for name, previous in saved.items():
-            if previous is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = previous
+        set_environment(saved)
         CURRENT.env, CURRENT.twin_endpoint, CURRENT.discovered = None, None, False
 
 

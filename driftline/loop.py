@@ -14,6 +14,7 @@ from typing import Any
 
 from driftline.aws import client
 from driftline.errors import UsageError
+from driftline.executions import history
 from pipelines.keys import upload_key
 from pipelines.uploads import execution_name
 
@@ -96,16 +97,7 @@ def step_results(state_machine_arn: str, name: str) -> list[StepResult]:
     """Each state the execution passed through, in order, with its output."""
     stepfunctions = client("stepfunctions")
     arn = execution_arn(state_machine_arn, name)
-    events: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        page = stepfunctions.get_execution_history(
-            executionArn=arn, maxResults=1000, **({"nextToken": token} if token else {})
-        )
-        events.extend(page["events"])
-        token = page.get("nextToken")
-        if not token:
-            break
+    events = history(stepfunctions, arn)
     entered: dict[str, float] = {}
     results: list[StepResult] = []
     for event in events:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from typing import Any
 
 from driftline.aws import client
 from driftline.commands.predict import invoke_live
+from driftline.connect import environment
 from driftline.errors import EXIT_NEGATIVE_VERDICT, EXIT_OK
 from driftline.loop import step_results, upload_dataset, wait_for_execution
 from driftline.twin.deployer import deploy
@@ -86,27 +86,21 @@ class _DemoTwin:
 @contextmanager
 def _twin(state_dir: Path) -> Iterator[Callable[[Timeline], _DemoTwin]]:
     twin = Twin(port=free_port(), state_dir=state_dir)
-    saved = {name: os.environ.get(name) for name in (*FAKE_CREDENTIALS, "AWS_ENDPOINT_URL")}
-    os.environ.update({**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": twin.endpoint})
-    try:
-        twin.start()
+    with environment({**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": twin.endpoint}):
+        try:
+            twin.start()
 
-        def deployed(timeline: Timeline) -> _DemoTwin:
-            synthesize("local", twin.cdk_out)
-            timeline.record("synth", True, f"local env synthesized into {twin.cdk_out}")
-            result = deploy(twin.cdk_out, endpoint=twin.endpoint)
-            stacks = ", ".join(stack.name for stack in result.stacks)
-            timeline.record("deploy", True, f"{stacks} on {twin.endpoint}")
-            return _DemoTwin(twin.endpoint, twin.cdk_out, result.outputs)
+            def deployed(timeline: Timeline) -> _DemoTwin:
+                synthesize("local", twin.cdk_out)
+                timeline.record("synth", True, f"local env synthesized into {twin.cdk_out}")
+                result = deploy(twin.cdk_out, endpoint=twin.endpoint)
+                stacks = ", ".join(stack.name for stack in result.stacks)
+                timeline.record("deploy", True, f"{stacks} on {twin.endpoint}")
+                return _DemoTwin(twin.endpoint, twin.cdk_out, result.outputs)
 
-        yield deployed
-    finally:
-        twin.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+            yield deployed
+        finally:
+            twin.stop()
 
 
 def _main_job(start: Callable[[Timeline], _DemoTwin], data: Path, timeline: Timeline) -> bool:

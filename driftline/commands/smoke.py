@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from driftline.aws import STACK_PARTS, client, stack_name
+from driftline.connect import environment
 from driftline.errors import EXIT_NEGATIVE_VERDICT, EXIT_OK, UsageError
 from driftline.output import emit
 from functions.shared.endpoints import LIVE_ALIAS
@@ -231,24 +231,18 @@ def _fresh_twin(state_dir: Path) -> Iterator[None]:
     from driftline.twin.synth import synthesize
 
     twin = Twin(port=free_port(), state_dir=state_dir)
-    values = {
+    values: dict[str, str | None] = {
         **FAKE_CREDENTIALS,
         "AWS_ENDPOINT_URL": twin.endpoint,
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_REGION": LOCAL_REGION,
+        "AWS_PROFILE": None,
     }
-    saved = {name: os.environ.get(name) for name in (*values, "AWS_PROFILE")}
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ.update(values)
-    try:
-        twin.start()
-        synthesize("local", twin.cdk_out)
-        deploy(twin.cdk_out, endpoint=twin.endpoint)
-        yield
-    finally:
-        twin.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with environment(values):
+        try:
+            twin.start()
+            synthesize("local", twin.cdk_out)
+            deploy(twin.cdk_out, endpoint=twin.endpoint)
+            yield
+        finally:
+            twin.stop()
