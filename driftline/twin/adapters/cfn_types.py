@@ -12,7 +12,7 @@ import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from moto.core.common_models import CloudFormationModel
 
@@ -120,9 +120,7 @@ class CloudWatchAlarmResource(TwinModel):
     arn: str
 
     @classmethod
-    def create(
-        cls, name: str, props: Mapping[str, Any], account_id: str, region: str
-    ) -> CloudWatchAlarmResource:
+    def create(cls, name: str, props: Mapping[str, Any], account_id: str, region: str) -> Self:
         alarm = _cloudwatch_backend(account_id, region).put_metric_alarm(
             **_alarm_settings(name, props),
             namespace=props.get("Namespace"),
@@ -145,13 +143,8 @@ class CloudWatchAlarmResource(TwinModel):
 
     @classmethod
     def update(
-        cls,
-        original: CloudWatchAlarmResource,
-        name: str,
-        props: Mapping[str, Any],
-        account_id: str,
-        region: str,
-    ) -> CloudWatchAlarmResource:
+        cls, original: Self, name: str, props: Mapping[str, Any], account_id: str, region: str
+    ) -> Self:
         """Same name: update in place (state kept). New name: replace."""
         alarm_name = props.get("AlarmName", original.physical_id)
         if alarm_name != original.physical_id:
@@ -169,9 +162,7 @@ class CloudWatchCompositeAlarmResource(CloudWatchAlarmResource):
     TYPE = "AWS::CloudWatch::CompositeAlarm"
 
     @classmethod
-    def create(
-        cls, name: str, props: Mapping[str, Any], account_id: str, region: str
-    ) -> CloudWatchCompositeAlarmResource:
+    def create(cls, name: str, props: Mapping[str, Any], account_id: str, region: str) -> Self:
         alarm = _cloudwatch_backend(account_id, region).put_metric_alarm(
             **_alarm_settings(name, props),
             **without_metric(),
@@ -199,9 +190,7 @@ class LambdaVersionResource(TwinModel):
     function_name: str
 
     @classmethod
-    def create(
-        cls, name: str, props: Mapping[str, Any], account_id: str, region: str
-    ) -> LambdaVersionResource:
+    def create(cls, name: str, props: Mapping[str, Any], account_id: str, region: str) -> Self:
         version = _lambda_backend(account_id, region).publish_version(
             props["FunctionName"], props.get("Description", "")
         )
@@ -248,22 +237,15 @@ class LambdaAliasResource(TwinModel):
     function_name: str
 
     @classmethod
-    def create(
-        cls, name: str, props: Mapping[str, Any], account_id: str, region: str
-    ) -> LambdaAliasResource:
+    def create(cls, name: str, props: Mapping[str, Any], account_id: str, region: str) -> Self:
         wanted = _alias_settings(props)
         alias = _lambda_backend(account_id, region).create_alias(**wanted)
         return cls(alias.arn, alias.name, wanted["function_name"])
 
     @classmethod
     def update(
-        cls,
-        original: LambdaAliasResource,
-        name: str,
-        props: Mapping[str, Any],
-        account_id: str,
-        region: str,
-    ) -> LambdaAliasResource:
+        cls, original: Self, name: str, props: Mapping[str, Any], account_id: str, region: str
+    ) -> Self:
         """Same function and name: move the alias (how a deploy shifts traffic). Else replace."""
         wanted = _alias_settings(props)
         if wanted["name"] != original.name or wanted["function_name"] != original.function_name:
@@ -289,9 +271,7 @@ class LambdaUrlResource(TwinModel):
     target: str
 
     @classmethod
-    def create(
-        cls, name: str, props: Mapping[str, Any], account_id: str, region: str
-    ) -> LambdaUrlResource:
+    def create(cls, name: str, props: Mapping[str, Any], account_id: str, region: str) -> Self:
         # moto takes no qualifier: the URL is recorded on the function, and the twin's URL
         # server remembers the alias or version (ARN ending ":live") to invoke.
         target, qualifier = split_qualifier(str(props["TargetFunctionArn"]))
@@ -320,9 +300,7 @@ class LambdaEventInvokeConfigResource(TwinModel):
     function: str
 
     @classmethod
-    def create(
-        cls, name: str, props: Mapping[str, Any], account_id: str, region: str
-    ) -> LambdaEventInvokeConfigResource:
+    def create(cls, name: str, props: Mapping[str, Any], account_id: str, region: str) -> Self:
         from moto.awslambda.models import EventInvokeConfig
 
         fn = _lambda_backend(account_id, region).get_function(str(props["FunctionName"]))
@@ -358,9 +336,7 @@ class SnsSubscriptionResource(TwinModel):
     region_name: str
 
     @classmethod
-    def create(
-        cls, name: str, props: Mapping[str, Any], account_id: str, region: str
-    ) -> SnsSubscriptionResource:
+    def create(cls, name: str, props: Mapping[str, Any], account_id: str, region: str) -> Self:
         topic_arn = str(props["TopicArn"])
         topic_region = topic_arn.split(":")[3]
         backend = _sns_backend(account_id, topic_region)
@@ -384,42 +360,48 @@ class SnsSubscriptionResource(TwinModel):
 
 
 @dataclass(eq=False)
-class SnsTopicPolicyResource(TwinModel):
+class _StoredPolicy(TwinModel):
+    """A resource policy: stored where reads return it, not enforced (no twin policy is).
+
+    Ref is the logical name, as CloudFormation gives these types; `store` puts the policy
+    document on each resource the template names.
+    """
+
+    physical_id: str
+
+    @classmethod
+    def create(cls, name: str, props: Mapping[str, Any], account_id: str, region: str) -> Self:
+        cls.store(json.dumps(props["PolicyDocument"]), props, account_id, region)
+        return cls(name)
+
+    @classmethod
+    def store(cls, policy: str, props: Mapping[str, Any], account_id: str, region: str) -> None:
+        raise NotImplementedError
+
+
+class SnsTopicPolicyResource(_StoredPolicy):
     """AWS::SNS::TopicPolicy — stored on the topics, not enforced."""
 
     TYPE = "AWS::SNS::TopicPolicy"
 
-    physical_id: str
-
     @classmethod
-    def create(
-        cls, name: str, props: Mapping[str, Any], account_id: str, region: str
-    ) -> SnsTopicPolicyResource:
+    def store(cls, policy: str, props: Mapping[str, Any], account_id: str, region: str) -> None:
         for arn in (str(arn) for arn in props["Topics"]):
-            topic = _sns_backend(account_id, arn.split(":")[3]).get_topic(arn)
-            topic.policy = json.dumps(props["PolicyDocument"])
-        return cls(name)
+            _sns_backend(account_id, arn.split(":")[3]).get_topic(arn).policy = policy
 
 
-@dataclass(eq=False)
-class SqsQueuePolicyResource(TwinModel):
+class SqsQueuePolicyResource(_StoredPolicy):
     """AWS::SQS::QueuePolicy — stored as the queues' Policy attribute, not enforced."""
 
     TYPE = "AWS::SQS::QueuePolicy"
 
-    physical_id: str
-
     @classmethod
-    def create(
-        cls, name: str, props: Mapping[str, Any], account_id: str, region: str
-    ) -> SqsQueuePolicyResource:
+    def store(cls, policy: str, props: Mapping[str, Any], account_id: str, region: str) -> None:
         from moto.sqs.models import sqs_backends
 
-        policy = json.dumps(props["PolicyDocument"])
         for url in props["Queues"]:
             queue_name = str(url).rstrip("/").rsplit("/", 1)[-1]
             sqs_backends[account_id][region].set_queue_attributes(queue_name, {"Policy": policy})
-        return cls(name)
 
 
 @dataclass(eq=False)
@@ -431,9 +413,7 @@ class S3BucketPolicyResource(TwinModel):
     physical_id: str  # the bucket
 
     @classmethod
-    def create(
-        cls, name: str, props: Mapping[str, Any], account_id: str, region: str
-    ) -> S3BucketPolicyResource:
+    def create(cls, name: str, props: Mapping[str, Any], account_id: str, region: str) -> Self:
         from moto.s3.models import s3_backends
 
         bucket = str(props["Bucket"])
@@ -467,9 +447,7 @@ class SchedulerScheduleResource(TwinModel):
     group_name: str
 
     @classmethod
-    def create(
-        cls, name: str, props: Mapping[str, Any], account_id: str, region: str
-    ) -> SchedulerScheduleResource:
+    def create(cls, name: str, props: Mapping[str, Any], account_id: str, region: str) -> Self:
         from moto.scheduler.models import scheduler_backends
 
         backend: Any = scheduler_backends[account_id][region]
