@@ -23,6 +23,7 @@ from html import escape
 from typing import Any
 
 from driftline.output import principal
+from pipelines.drift_html import page_start
 
 CHART_WIDTH = 720
 CHART_HEIGHT = 240
@@ -169,11 +170,7 @@ def render_runs_html(document: Mapping[str, Any]) -> str:
         {"runs": [_compare_fields(run) for run in runs]}, default=str, sort_keys=True
     ).replace("</", "<\\/")
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
+        *page_start(title, STYLE),
         f'<p class="note" id="summary">{len(runs)} runs, {len(models)} models; generated '
         f"{escape(str(document.get('generated_at', '')))}.</p>",
         '<nav><a href="#metrics">metrics over time</a><a href="#runs">runs</a>'

@@ -33,6 +33,9 @@ MARGIN_LEFT = 48
 MARGIN_BOTTOM = 46
 MARGIN_TOP = 12
 MARGIN_RIGHT = 28
+PLOT_WIDTH = CHART_WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+PLOT_HEIGHT = CHART_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+PLOT_BASE = MARGIN_TOP + PLOT_HEIGHT  # the x axis's y
 X_TICKS = 5
 Y_TICKS = 4
 COLOURS = {"reference": "#4c78a8", "current": "#f58518"}
@@ -88,6 +91,18 @@ STATISTICS = (
 )
 
 
+def page_start(title: str, style: str) -> list[str]:
+    """A self-contained page's opening up to its heading: the drift report and the runs page
+    (driftline/runs_view.py) open alike, each with its own style sheet inline."""
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title><style>{style}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+    ]
+
+
 def render_html(report: DriftReport | Mapping[str, Any], *, title: str = "Drift report") -> str:
     """The whole page; ``report`` is a ``DriftReport`` or its ``to_dict()`` document."""
     document = report.to_dict() if isinstance(report, DriftReport) else report
@@ -112,11 +127,7 @@ def render_html(report: DriftReport | Mapping[str, Any], *, title: str = "Drift 
         counts[str(entry["status"])] = counts.get(str(entry["status"]), 0) + 1
     total = len(features)
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
+        *page_start(title, STYLE),
         f'<p class="summary" id="summary">{_badge(str(document["verdict"]))} '
         f"<strong>{counts['drift']} of {total} features drifted</strong>"
         f"{_prediction_note(prediction)}. {escape(str(document['summary']))}</p>",
@@ -307,9 +318,6 @@ def _chart(name: str, histogram: Mapping[str, Any]) -> str:
         return "<p>No values to plot.</p>"
     tallest = max([*reference, *(current or []), 1e-12])
     top = _nice_top(tallest)
-    plot_w = CHART_WIDTH - MARGIN_LEFT - MARGIN_RIGHT
-    plot_h = CHART_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
-    base = MARGIN_TOP + plot_h
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{CHART_WIDTH}" '
         f'height="{CHART_HEIGHT}" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" '
@@ -317,28 +325,29 @@ def _chart(name: str, histogram: Mapping[str, Any]) -> str:
     ]
     for index in range(Y_TICKS + 1):  # y axis: share of rows
         share = top * index / Y_TICKS
-        y = base - plot_h * index / Y_TICKS
+        y = PLOT_BASE - PLOT_HEIGHT * index / Y_TICKS
         parts.append(
-            f'<line x1="{MARGIN_LEFT}" y1="{y:.1f}" x2="{MARGIN_LEFT + plot_w}" y2="{y:.1f}" '
+            f'<line x1="{MARGIN_LEFT}" y1="{y:.1f}" x2="{MARGIN_LEFT + PLOT_WIDTH}" y2="{y:.1f}" '
             f'stroke="#eee"/><text x="{MARGIN_LEFT - 4}" y="{y + 3:.1f}" font-size="10" '
             f'text-anchor="end">{share:.0%}</text>'
         )
     edges = histogram.get("edges")
     if edges:
-        parts.extend(_numeric_bars(edges, reference, current, top, plot_w, plot_h, base))
+        parts.extend(_numeric_bars(edges, reference, current, top))
         x_label = escape(name)
     else:
         labels = [str(label) for label in histogram.get("labels") or []]
-        parts.extend(_category_bars(labels, reference, current, top, plot_w, plot_h, base))
+        parts.extend(_category_bars(labels, reference, current, top))
         x_label = f"{escape(name)} (category)"
     parts.append(
-        f'<line x1="{MARGIN_LEFT}" y1="{base}" x2="{MARGIN_LEFT + plot_w}" y2="{base}" '
-        f'stroke="#666"/><line x1="{MARGIN_LEFT}" y1="{MARGIN_TOP}" x2="{MARGIN_LEFT}" '
-        f'y2="{base}" stroke="#666"/>'
-        f'<text x="{MARGIN_LEFT + plot_w / 2:.1f}" y="{CHART_HEIGHT - 4}" font-size="11" '
+        f'<line x1="{MARGIN_LEFT}" y1="{PLOT_BASE}" x2="{MARGIN_LEFT + PLOT_WIDTH}" '
+        f'y2="{PLOT_BASE}" stroke="#666"/><line x1="{MARGIN_LEFT}" y1="{MARGIN_TOP}" '
+        f'x2="{MARGIN_LEFT}" '
+        f'y2="{PLOT_BASE}" stroke="#666"/>'
+        f'<text x="{MARGIN_LEFT + PLOT_WIDTH / 2:.1f}" y="{CHART_HEIGHT - 4}" font-size="11" '
         f'text-anchor="middle">{x_label}</text>'
-        f'<text x="12" y="{MARGIN_TOP + plot_h / 2:.1f}" font-size="11" text-anchor="middle" '
-        f'transform="rotate(-90 12 {MARGIN_TOP + plot_h / 2:.1f})">share of rows</text></svg>'
+        f'<text x="12" y="{MARGIN_TOP + PLOT_HEIGHT / 2:.1f}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 12 {MARGIN_TOP + PLOT_HEIGHT / 2:.1f})">share of rows</text></svg>'
     )
     legend = [_legend("reference", reference)]
     if current is not None:
@@ -368,15 +377,12 @@ def _numeric_bars(
     reference: Sequence[float],
     current: Sequence[float] | None,
     top: float,
-    plot_w: float,
-    plot_h: float,
-    base: float,
 ) -> list[str]:
     low, high = float(edges[0]), float(edges[-1])
     span = (high - low) or 1.0
 
     def x_of(value: float) -> float:
-        return MARGIN_LEFT + plot_w * (value - low) / span
+        return MARGIN_LEFT + PLOT_WIDTH * (value - low) / span
 
     parts: list[str] = []
     for side, shares, opacity in (("reference", reference, 0.55), ("current", current, 0.45)):
@@ -386,9 +392,9 @@ def _numeric_bars(
             if index + 1 >= len(edges):
                 break
             left, right = x_of(float(edges[index])), x_of(float(edges[index + 1]))
-            height = plot_h * min(share / top, 1.0)
+            height = PLOT_HEIGHT * min(share / top, 1.0)
             parts.append(
-                f'<rect class="{side}" x="{left:.2f}" y="{base - height:.2f}" '
+                f'<rect class="{side}" x="{left:.2f}" y="{PLOT_BASE - height:.2f}" '
                 f'width="{max(right - left - 0.5, 0.5):.2f}" height="{height:.2f}" '
                 f'fill="{COLOURS[side]}" fill-opacity="{opacity}">'
                 f"<title>{side} [{edges[index]:.4g}, {edges[index + 1]:.4g}): {share:.2%}"
@@ -398,8 +404,8 @@ def _numeric_bars(
         value = low + span * index / X_TICKS
         x = x_of(value)
         parts.append(
-            f'<line x1="{x:.1f}" y1="{base}" x2="{x:.1f}" y2="{base + 4}" stroke="#666"/>'
-            f'<text x="{x:.1f}" y="{base + 15}" font-size="10" text-anchor="middle">'
+            f'<line x1="{x:.1f}" y1="{PLOT_BASE}" x2="{x:.1f}" y2="{PLOT_BASE + 4}" stroke="#666"/>'
+            f'<text x="{x:.1f}" y="{PLOT_BASE + 15}" font-size="10" text-anchor="middle">'
             f"{value:.4g}</text>"
         )
     return parts
@@ -410,12 +416,9 @@ def _category_bars(
     reference: Sequence[float],
     current: Sequence[float] | None,
     top: float,
-    plot_w: float,
-    plot_h: float,
-    base: float,
 ) -> list[str]:
     count = max(len(reference), len(current or []), 1)
-    slot = plot_w / count
+    slot = PLOT_WIDTH / count
     width = slot * 0.38
     parts: list[str] = []
     for side, shares, offset in (("reference", reference, 0.1), ("current", current, 0.5)):
@@ -423,11 +426,12 @@ def _category_bars(
             continue
         for index, share in enumerate(shares):
             label = labels[index] if index < len(labels) else ""
-            height = plot_h * min(share / top, 1.0)
+            height = PLOT_HEIGHT * min(share / top, 1.0)
             x = MARGIN_LEFT + slot * index + slot * offset
             parts.append(
-                f'<rect class="{side}" x="{x:.2f}" y="{base - height:.2f}" width="{width:.2f}" '
-                f'height="{height:.2f}" fill="{COLOURS[side]}" fill-opacity="0.8">'
+                f'<rect class="{side}" x="{x:.2f}" y="{PLOT_BASE - height:.2f}" '
+                f'width="{width:.2f}" height="{height:.2f}" fill="{COLOURS[side]}" '
+                f'fill-opacity="0.8">'
                 f"<title>{side} {escape(label)}: {share:.2%}</title></rect>"
             )
     limit = max(3, int(slot / 6))
@@ -435,7 +439,7 @@ def _category_bars(
         x = MARGIN_LEFT + slot * (index + 0.5)
         text = label if len(label) <= limit else label[: limit - 1] + "…"
         parts.append(
-            f'<text x="{x:.1f}" y="{base + 15}" font-size="10" text-anchor="middle">'
+            f'<text x="{x:.1f}" y="{PLOT_BASE + 15}" font-size="10" text-anchor="middle">'
             f"{escape(text)}<title>{escape(label)}</title></text>"
         )
     return parts
