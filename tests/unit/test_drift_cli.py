@@ -48,18 +48,23 @@ def files(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
-def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    code = main(["drift", "report", *args, "--json"])
-    out = capsys.readouterr().out
-    return code, json.loads(out)
+def drift_report(baseline: Path | str, current: Path | str, *options: str) -> int:
+    return main(
+        ["drift", "report", "--baseline", str(baseline), "--current", str(current), *options]
+    )
+
+
+def run_json(
+    capsys: pytest.CaptureFixture[str], baseline: Path, current: Path, *options: str
+) -> tuple[int, dict[str, Any]]:
+    code = drift_report(baseline, current, *options, "--json")
+    return code, json.loads(capsys.readouterr().out)
 
 
 def test_no_drift_exits_0_and_json_is_one_report_object(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, document = run_json(
-        capsys, "--baseline", str(files["baseline"]), "--current", str(files["same"])
-    )
+    code, document = run_json(capsys, files["baseline"], files["same"])
 
     assert code == 0
     assert document["verdict"] == "no_drift"
@@ -69,9 +74,7 @@ def test_no_drift_exits_0_and_json_is_one_report_object(
 def test_drift_prints_the_report_then_exits_1(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, document = run_json(
-        capsys, "--baseline", str(files["baseline"]), "--current", str(files["drifted"])
-    )
+    code, document = run_json(capsys, files["baseline"], files["drifted"])
 
     assert code == 1
     assert document["verdict"] == "drift"
@@ -81,16 +84,7 @@ def test_drift_prints_the_report_then_exits_1(
 def test_human_output_is_a_table_per_feature_with_the_verdict(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(
-        [
-            "drift",
-            "report",
-            "--baseline",
-            str(files["baseline"]),
-            "--current",
-            str(files["drifted"]),
-        ]
-    )
+    code = drift_report(files["baseline"], files["drifted"])
 
     lines = capsys.readouterr().out.splitlines()
     assert code == 1
@@ -104,10 +98,8 @@ def test_features_and_prediction_column_select_what_is_compared(
 ) -> None:
     code, document = run_json(
         capsys,
-        "--baseline",
-        str(files["baseline"]),
-        "--current",
-        str(files["drifted"]),
+        files["baseline"],
+        files["drifted"],
         "--features",
         "income,city",
         "--prediction-column",
@@ -123,17 +115,7 @@ def test_features_and_prediction_column_select_what_is_compared(
 def test_too_few_rows_prints_insufficient_data_and_exits_2(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(
-        [
-            "drift",
-            "report",
-            "--baseline",
-            str(files["baseline"]),
-            "--current",
-            str(files["tiny"]),
-            "--json",
-        ]
-    )
+    code = drift_report(files["baseline"], files["tiny"], "--json")
 
     captured = capsys.readouterr()
     assert code == 2
@@ -167,7 +149,7 @@ def test_unusable_current_file_is_one_line_and_exit_2(
 ) -> None:
     path = unusable_file(tmp_path, case)
 
-    code = main(["drift", "report", "--baseline", str(files["baseline"]), "--current", str(path)])
+    code = drift_report(files["baseline"], path)
 
     err = capsys.readouterr().err
     assert code == 2
@@ -182,15 +164,11 @@ def test_unknown_feature_and_non_numeric_values_are_usage_errors(
     broken["age"] = broken["age"].astype(object)
     broken.loc[7, "age"] = "forty"
     broken.to_csv(tmp_path / "broken.csv", index=False)
-    baseline = str(files["baseline"])
+    baseline = files["baseline"]
 
-    unknown = main(
-        ["drift", "report", "--baseline", baseline, "--current", baseline, "--features", "nope"]
-    )
+    unknown = drift_report(baseline, baseline, "--features", "nope")
     unknown_err = capsys.readouterr().err
-    bad_value = main(
-        ["drift", "report", "--baseline", baseline, "--current", str(tmp_path / "broken.csv")]
-    )
+    bad_value = drift_report(baseline, tmp_path / "broken.csv")
     bad_err = capsys.readouterr().err
 
     assert unknown == 2 and "--features: nope not in baseline" in unknown_err
@@ -202,19 +180,7 @@ def test_html_report_is_self_contained_with_overlaid_plots_and_escaped_names(
 ) -> None:
     out = tmp_path / "report.html"
 
-    code = main(
-        [
-            "drift",
-            "report",
-            "--baseline",
-            str(files["baseline"]),
-            "--current",
-            str(files["drifted"]),
-            "--html",
-            str(out),
-            "--json",
-        ]
-    )
+    code = drift_report(files["baseline"], files["drifted"], "--html", str(out), "--json")
 
     assert code == 1
     json.loads(capsys.readouterr().out)

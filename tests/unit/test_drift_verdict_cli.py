@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,22 @@ def five_features(seed: int, n: int = 3000) -> pd.DataFrame:
     )
 
 
+def report_on(
+    baseline: pd.DataFrame,
+    current: pd.DataFrame,
+    directory: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int, dict[str, Any]]:
+    """`drift report --json` on the two frames, written as CSV files."""
+    paths = directory / "baseline.csv", directory / "current.csv"
+    baseline.to_csv(paths[0], index=False)
+    current.to_csv(paths[1], index=False)
+    code = main(
+        ["drift", "report", "--baseline", str(paths[0]), "--current", str(paths[1]), "--json"]
+    )
+    return code, json.loads(capsys.readouterr().out)
+
+
 @pytest.mark.parametrize("change", ["mean_shift", "new_category"])
 def test_one_drifted_feature_of_five_exits_1_with_the_share_reported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], change: str
@@ -31,21 +48,8 @@ def test_one_drifted_feature_of_five_exits_1_with_the_share_reported(
         current["f2"] = current["f2"] + 0.5  # 0.5 sigma
     else:
         current.loc[:29, "city"] = "lima"
-    baseline.to_csv(tmp_path / "baseline.csv", index=False)
-    current.to_csv(tmp_path / "current.csv", index=False)
 
-    code = main(
-        [
-            "drift",
-            "report",
-            "--baseline",
-            str(tmp_path / "baseline.csv"),
-            "--current",
-            str(tmp_path / "current.csv"),
-            "--json",
-        ]
-    )
-    document = json.loads(capsys.readouterr().out)
+    code, document = report_on(baseline, current, tmp_path, capsys)
 
     assert (code, document["verdict"]) == (1, "drift")
     assert document["drifted_features"] == (["f2"] if change == "mean_shift" else ["city"])
@@ -56,21 +60,8 @@ def test_all_null_against_all_null_exits_as_insufficient_data(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     empty = pd.DataFrame({"x": [np.nan] * 500})
-    empty.to_csv(tmp_path / "baseline.csv", index=False)
-    empty.to_csv(tmp_path / "current.csv", index=False)
 
-    code = main(
-        [
-            "drift",
-            "report",
-            "--baseline",
-            str(tmp_path / "baseline.csv"),
-            "--current",
-            str(tmp_path / "current.csv"),
-            "--json",
-        ]
-    )
-    document = json.loads(capsys.readouterr().out)
+    code, document = report_on(empty, empty, tmp_path, capsys)
 
     assert document["verdict"] == "insufficient_data" and code != 0
 
