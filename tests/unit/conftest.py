@@ -9,6 +9,7 @@ and `buckets` create what the constructs create (pk/sk tables, versioned buckets
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -176,3 +177,45 @@ def emulated_aws() -> Iterator[None]:
     """
     with pytest.MonkeyPatch.context() as patch, moto_account(patch, execute_state_machines=True):
         yield
+
+
+DATASETS, ARTIFACTS = "driftline-datasets", "driftline-artifacts"
+RUNS, MODELS, ENDPOINTS = "driftline-runs", "driftline-models", "driftline-endpoints"
+GIT_SHA = "0123abc"
+
+
+@pytest.fixture
+def pipeline_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The training pipeline's account: its buckets, registry tables and functions' variables,
+    with scikit-learn's OpenMP threads capped at one. Shared by the tests that run its steps."""
+    import sklearn.ensemble  # noqa: F401  (loads OpenMP now, so threadpool_limits can cap it)
+    from threadpoolctl import threadpool_limits
+
+    variables = pipeline_variables(
+        datasets=DATASETS,
+        artifacts=ARTIFACTS,
+        datasets_table="driftline-datasets",
+        runs_table=RUNS,
+        models_table=MODELS,
+        git_sha=GIT_SHA,
+        endpoints_table=ENDPOINTS,
+    )
+    with moto_account(monkeypatch, variables), threadpool_limits(limits=1):
+        buckets(DATASETS, ARTIFACTS)
+        registry_tables(RUNS, MODELS, ENDPOINTS)
+        yield
+
+
+MODEL_PACKAGE_GROUP = "driftline-test-breast-cancer"
+MODEL_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/driftline:latest"
+
+
+def use_model_package_group(patch: pytest.MonkeyPatch, dataset: str) -> None:
+    """From now on, Register also records `dataset`'s versions as SageMaker model packages
+    (what a deployed env does; the twin registers in DynamoDB only)."""
+    from functions.shared.settings import get_settings
+
+    patch.setenv("DRIFTLINE_MODEL_PACKAGE_GROUPS", json.dumps({dataset: MODEL_PACKAGE_GROUP}))
+    patch.setenv("DRIFTLINE_MODEL_IMAGE_URI", MODEL_IMAGE)
+    get_settings.cache_clear()
+    boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName=MODEL_PACKAGE_GROUP)

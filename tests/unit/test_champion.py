@@ -14,7 +14,6 @@ from functions.shared.settings import SettingsError, get_settings
 from tests.unit.test_training_handlers import (
     CONTEXT,
     FAST_CONFIG,
-    aws,
     breast_cancer_csv,
     execute,
     model_versions,
@@ -24,10 +23,9 @@ from tests.unit.test_training_handlers import (
 )
 
 pytestmark = pytest.mark.unit
-__all__ = ["aws"]  # the fixture, imported for pytest
 
 
-def test_a_rolled_back_version_is_not_the_champion_the_serving_one_is(aws: None) -> None:
+def test_a_rolled_back_version_is_not_the_champion_the_serving_one_is(pipeline_aws: None) -> None:
     put_override(FAST_CONFIG)
     first = execute(start_state(breast_cancer_csv(), "run-v1"))
     assert first["registered"]["version"] == 1
@@ -47,7 +45,7 @@ def test_a_rolled_back_version_is_not_the_champion_the_serving_one_is(aws: None)
 
 
 def test_evaluate_without_the_endpoints_table_names_the_variable(
-    aws: None, monkeypatch: pytest.MonkeyPatch
+    pipeline_aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put_override(FAST_CONFIG)
     state = execute(start_state(breast_cancer_csv(), "run-v1"))

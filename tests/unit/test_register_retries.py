@@ -8,7 +8,6 @@ the run.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import boto3
@@ -18,12 +17,11 @@ from botocore.exceptions import ClientError
 from functions.register import handler as register
 from functions.shared.errors import TransientError
 from functions.shared.registry import ModelRegistry, RunRegistry
-from functions.shared.settings import get_settings
+from tests.unit.conftest import MODEL_PACKAGE_GROUP, use_model_package_group
 from tests.unit.test_training_handlers import (
     CONTEXT,
     DATASET,
     FAST_CONFIG,
-    aws,
     breast_cancer_csv,
     clone_gated_run,
     execute,
@@ -34,10 +32,6 @@ from tests.unit.test_training_handlers import (
 )
 
 pytestmark = pytest.mark.unit
-__all__ = ["aws"]  # the fixture, imported for pytest
-
-GROUP = "driftline-test-breast-cancer"
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/driftline:latest"
 
 
 class FlakySageMaker:
@@ -60,15 +54,12 @@ class FlakySageMaker:
 
 
 @pytest.fixture
-def gated(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def gated(pipeline_aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A run that passed the gate and is about to be registered (version 2 of the model)."""
     put_override(FAST_CONFIG)
     first = execute(start_state(breast_cancer_csv(), "run-first"))
     assert first["registered"]["version"] == 1
-    monkeypatch.setenv("DRIFTLINE_MODEL_PACKAGE_GROUPS", json.dumps({DATASET: GROUP}))
-    monkeypatch.setenv("DRIFTLINE_MODEL_IMAGE_URI", IMAGE)
-    get_settings.cache_clear()
-    boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName=GROUP)
+    use_model_package_group(monkeypatch, DATASET)
     return clone_gated_run(first, "run-retried")
 
 
@@ -82,7 +73,9 @@ def use_sagemaker(monkeypatch: pytest.MonkeyPatch, sagemaker: FlakySageMaker) ->
 
 
 def packages() -> list[dict[str, Any]]:
-    listing = boto3.client("sagemaker").list_model_packages(ModelPackageGroupName=GROUP)
+    listing = boto3.client("sagemaker").list_model_packages(
+        ModelPackageGroupName=MODEL_PACKAGE_GROUP
+    )
     summaries: list[dict[str, Any]] = listing["ModelPackageSummaryList"]
     return summaries
 

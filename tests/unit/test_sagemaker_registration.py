@@ -4,7 +4,6 @@ that turns a training job's `model.tar.gz` into the run's `model.zip`."""
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 
 import boto3
@@ -12,13 +11,12 @@ import pytest
 
 from functions.collect_training import handler as collect_training
 from functions.shared.errors import PipelineInputError
-from functions.shared.settings import get_settings
+from tests.unit.conftest import MODEL_IMAGE, MODEL_PACKAGE_GROUP, use_model_package_group
 from tests.unit.test_training_handlers import (
     ARTIFACTS,
     CONTEXT,
     DATASET,
     FAST_CONFIG,
-    aws,
     breast_cancer_csv,
     execute,
     model_versions,
@@ -28,18 +26,11 @@ from tests.unit.test_training_handlers import (
 )
 
 pytestmark = pytest.mark.unit
-__all__ = ["aws"]  # the fixture, imported for pytest
-
-GROUP = "driftline-test-breast-cancer"
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/driftline:latest"
 
 
 @pytest.fixture
-def groups(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DRIFTLINE_MODEL_PACKAGE_GROUPS", json.dumps({DATASET: GROUP}))
-    monkeypatch.setenv("DRIFTLINE_MODEL_IMAGE_URI", IMAGE)
-    get_settings.cache_clear()
-    boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName=GROUP)
+def groups(pipeline_aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_model_package_group(monkeypatch, DATASET)
 
 
 def test_registering_creates_a_model_package_with_the_versions_status_and_lineage(
@@ -53,7 +44,7 @@ def test_registering_creates_a_model_package_with_the_versions_status_and_lineag
     package = boto3.client("sagemaker").describe_model_package(
         ModelPackageName=version["model_package_arn"]
     )
-    assert package["ModelPackageGroupName"] == GROUP
+    assert package["ModelPackageGroupName"] == MODEL_PACKAGE_GROUP
     assert package["ModelApprovalStatus"] == "Approved"
     assert package["CustomerMetadataProperties"] == {
         "driftline_version": "1",
@@ -62,11 +53,11 @@ def test_registering_creates_a_model_package_with_the_versions_status_and_lineag
         "code_version": "0123abc",
     }
     (container,) = package["InferenceSpecification"]["Containers"]
-    assert container["Image"] == IMAGE
+    assert container["Image"] == MODEL_IMAGE
     assert container["ModelDataUrl"] == f"s3://{ARTIFACTS}/models/{DATASET}/v1/model.zip"
 
 
-def test_without_configured_groups_registration_skips_sagemaker(aws: None) -> None:
+def test_without_configured_groups_registration_skips_sagemaker(pipeline_aws: None) -> None:
     put_override(FAST_CONFIG)
     state = execute(start_state(breast_cancer_csv(), "run-twin"))
 
@@ -75,7 +66,9 @@ def test_without_configured_groups_registration_skips_sagemaker(aws: None) -> No
     assert "model_package_arn" not in version
 
 
-def test_collect_training_unpacks_the_jobs_model_into_the_run_like_train(aws: None) -> None:
+def test_collect_training_unpacks_the_jobs_model_into_the_run_like_train(
+    pipeline_aws: None,
+) -> None:
     put_override(FAST_CONFIG)
     state = execute(start_state(breast_cancer_csv(), "run-job"))
     s3 = boto3.client("s3")
@@ -110,7 +103,7 @@ def test_collect_training_unpacks_the_jobs_model_into_the_run_like_train(aws: No
     assert run["duration_train"] == 42
 
 
-def test_collect_training_names_an_archive_without_a_model(aws: None) -> None:
+def test_collect_training_names_an_archive_without_a_model(pipeline_aws: None) -> None:
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w:gz") as tar:
         info = tarfile.TarInfo("other.txt")

@@ -11,7 +11,7 @@ import io
 import json
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,8 +20,6 @@ from typing import Any
 import boto3
 import pandas as pd
 import pytest
-import sklearn.ensemble  # noqa: F401  (loads OpenMP now, so threadpool_limits can cap it)
-from threadpoolctl import threadpool_limits
 
 from functions.evaluate import handler as evaluate
 from functions.gate import handler as gate
@@ -37,15 +35,12 @@ from functions.train import handler as train
 from pipelines.model_config import ModelConfigError
 from pipelines.model_io import load_model
 from pipelines.training import TrainingError
-from tests.unit.conftest import buckets, moto_account, pipeline_variables, registry_tables
+from tests.unit.conftest import ARTIFACTS, DATASETS, ENDPOINTS, GIT_SHA, MODELS, RUNS
 
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-DATASETS, ARTIFACTS = "driftline-datasets", "driftline-artifacts"
-RUNS, MODELS, ENDPOINTS = "driftline-runs", "driftline-models", "driftline-endpoints"
 DATASET = "breast_cancer"
-GIT_SHA = "0123abc"
 CONFIG_BASE = "task: classification\ntarget: target\n"
 # The default estimator with fewer boosting rounds: the same code paths, a fraction of the time.
 FAST_CONFIG = CONFIG_BASE + "estimator: {params: {max_iter: 30}}\n"
@@ -77,23 +72,6 @@ def breast_cancer_csv() -> bytes:
 
 def contract_of(frame: pd.DataFrame) -> dict[str, str]:
     return {name: ("int" if name == "target" else "float") for name in frame.columns}
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    variables = pipeline_variables(
-        datasets=DATASETS,
-        artifacts=ARTIFACTS,
-        datasets_table="driftline-datasets",
-        runs_table=RUNS,
-        models_table=MODELS,
-        git_sha=GIT_SHA,
-        endpoints_table=ENDPOINTS,
-    )
-    with moto_account(monkeypatch, variables), threadpool_limits(limits=1):
-        buckets(DATASETS, ARTIFACTS)
-        registry_tables(RUNS, MODELS, ENDPOINTS)
-        yield
 
 
 def upload(data: bytes, key: str = f"datasets/{DATASET}/upload.csv") -> str:
@@ -209,7 +187,9 @@ def artifact_keys(prefix: str) -> set[str]:
 
 
 @pytest.mark.slow  # the packaged config's 200 boosting rounds, and the first-use imports
-def test_a_good_upload_is_trained_gated_registered_approved_and_recorded(aws: None) -> None:
+def test_a_good_upload_is_trained_gated_registered_approved_and_recorded(
+    pipeline_aws: None,
+) -> None:
     state = execute(start_state(breast_cancer_csv(), "run-1"))
 
     assert "error" not in state, state.get("error")
@@ -290,7 +270,7 @@ def test_a_good_upload_is_trained_gated_registered_approved_and_recorded(aws: No
     assert metrics["champion"]["version"] is None
 
 
-def test_prepare_reads_the_validated_version_not_the_latest_object(aws: None) -> None:
+def test_prepare_reads_the_validated_version_not_the_latest_object(pipeline_aws: None) -> None:
     data = breast_cancer_csv()
     state = start_state(data, "run-pinned")
     # The same key is overwritten after validation with a one-class file.
@@ -302,7 +282,7 @@ def test_prepare_reads_the_validated_version_not_the_latest_object(aws: None) ->
     assert prepared["rows"] == 569
 
 
-def test_gzipped_csv_uploads_are_prepared(aws: None) -> None:
+def test_gzipped_csv_uploads_are_prepared(pipeline_aws: None) -> None:
     import gzip
 
     state = start_state(
@@ -312,7 +292,7 @@ def test_gzipped_csv_uploads_are_prepared(aws: None) -> None:
 
 
 def test_manual_policy_registers_pending_approval_and_tells_how_to_approve(
-    aws: None, monkeypatch: pytest.MonkeyPatch
+    pipeline_aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DRIFTLINE_APPROVAL_POLICY", "manual")
     get_settings.cache_clear()
@@ -341,7 +321,7 @@ def test_manual_policy_registers_pending_approval_and_tells_how_to_approve(
     ids=["unknown-estimator", "target-not-in-contract", "unknown-metric"],
 )
 def test_an_invalid_model_config_fails_prepare_with_one_line_before_training(
-    aws: None, override: str, names: list[str]
+    pipeline_aws: None, override: str, names: list[str]
 ) -> None:
     put_override(override)
     state = start_state(breast_cancer_csv(), "run-badconfig")
@@ -366,7 +346,7 @@ def test_an_invalid_model_config_fails_prepare_with_one_line_before_training(
     ids=["one-class", "all-null-feature"],
 )
 def test_untrainable_data_fails_the_run_with_its_cause_and_registers_nothing(
-    aws: None, mutate: Callable[[pd.DataFrame], pd.DataFrame], cause: str
+    pipeline_aws: None, mutate: Callable[[pd.DataFrame], pd.DataFrame], cause: str
 ) -> None:
     frame = mutate(pd.read_csv(io.BytesIO(breast_cancer_csv())))
     state = start_state(frame.to_csv(index=False).encode(), "run-untrainable")
@@ -386,7 +366,7 @@ def test_untrainable_data_fails_the_run_with_its_cause_and_registers_nothing(
 
 
 def test_a_worse_challenger_fails_the_gate_naming_the_metric_and_is_not_registered(
-    aws: None,
+    pipeline_aws: None,
 ) -> None:
     put_override(FAST_CONFIG)
     champion = execute(start_state(breast_cancer_csv(), "run-champion"))
@@ -450,7 +430,7 @@ def record_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_the_challenger_is_scored_once_and_gate_reads_neither_data_nor_model(
-    aws: None, monkeypatch: pytest.MonkeyPatch
+    pipeline_aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put_override(FAST_CONFIG)
     calls = count_scoring(monkeypatch)
@@ -482,7 +462,7 @@ def test_the_challenger_is_scored_once_and_gate_reads_neither_data_nor_model(
 
 
 def test_a_challenger_its_training_step_did_not_score_is_scored_by_evaluate_once(
-    aws: None, monkeypatch: pytest.MonkeyPatch
+    pipeline_aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The SageMaker backend's collector returns only the model: Evaluate scores it, once."""
     put_override(FAST_CONFIG)
@@ -539,7 +519,7 @@ SKIP_IN_CLONE = ("registered", "outcome", "raised")
 
 
 def test_concurrent_registrations_get_consecutive_versions_and_retries_add_none(
-    aws: None, atomic_items: None
+    pipeline_aws: None, atomic_items: None
 ) -> None:
     put_override(FAST_CONFIG)
     state = execute(start_state(breast_cancer_csv(), "run-a"))
@@ -572,7 +552,9 @@ def test_concurrent_registrations_get_consecutive_versions_and_retries_add_none(
     assert len(model_versions()) == 3
 
 
-def test_record_outcome_creates_the_run_when_validate_failed_before_prepare(aws: None) -> None:
+def test_record_outcome_creates_the_run_when_validate_failed_before_prepare(
+    pipeline_aws: None,
+) -> None:
     state = start_state(breast_cancer_csv(), "run-novalidation")
     del state["validation"]
     state["error"] = {
@@ -613,7 +595,7 @@ def _registered_state(run_id: str, deployment: dict[str, Any]) -> dict[str, Any]
     return state
 
 
-def test_a_registered_run_whose_deploy_was_refused_says_so_everywhere(aws: None) -> None:
+def test_a_registered_run_whose_deploy_was_refused_says_so_everywhere(pipeline_aws: None) -> None:
     """Given Deploy refused the version, the run record, subject and message name the reason."""
     refusal = {
         "Error": "DeploymentRefused",
@@ -635,7 +617,7 @@ def test_a_registered_run_whose_deploy_was_refused_says_so_everywhere(aws: None)
     assert run["deployment_reason"] == f"model {DATASET} version 4 is PendingApproval, not Approved"
 
 
-def test_a_deployed_run_names_the_endpoint_that_serves_it(aws: None) -> None:
+def test_a_deployed_run_names_the_endpoint_that_serves_it(pipeline_aws: None) -> None:
     deployed = {"status": "Succeeded", "endpoint": "shared", "model": DATASET, "model_version": 4}
 
     outcome = record_outcome.handler(_registered_state("run-deployed", deployed), CONTEXT)
@@ -646,7 +628,7 @@ def test_a_deployed_run_names_the_endpoint_that_serves_it(aws: None) -> None:
     assert (run["deployment_status"], run["endpoint"]) == ("Deployed", "shared")
 
 
-def test_record_outcome_keeps_a_plain_text_cause_such_as_a_timeout(aws: None) -> None:
+def test_record_outcome_keeps_a_plain_text_cause_such_as_a_timeout(pipeline_aws: None) -> None:
     state = start_state(breast_cancer_csv(), "run-timeout")
     state["error"] = {"Error": "States.Timeout", "Cause": "Task timed out after 900 seconds"}
 
@@ -656,7 +638,7 @@ def test_record_outcome_keeps_a_plain_text_cause_such_as_a_timeout(aws: None) ->
 
 
 def test_throttled_s3_reads_raise_transient_error_for_the_state_machine_to_retry(
-    aws: None,
+    pipeline_aws: None,
 ) -> None:
     state = start_state(breast_cancer_csv(), "run-throttled")
 
@@ -681,7 +663,7 @@ def test_throttled_s3_reads_raise_transient_error_for_the_state_machine_to_retry
 
 
 def test_missing_setting_is_one_line_naming_the_variable(
-    aws: None, monkeypatch: pytest.MonkeyPatch
+    pipeline_aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DRIFTLINE_RUNS_TABLE")
     get_settings.cache_clear()
@@ -692,7 +674,7 @@ def test_missing_setting_is_one_line_naming_the_variable(
         get_settings()
 
 
-def test_a_malformed_state_names_the_missing_field(aws: None) -> None:
+def test_a_malformed_state_names_the_missing_field(pipeline_aws: None) -> None:
     state = start_state(breast_cancer_csv(), "run-malformed")
     del state["validation"]["columns"]
 
@@ -700,7 +682,7 @@ def test_a_malformed_state_names_the_missing_field(aws: None) -> None:
         prepare.handler(state, CONTEXT)
 
 
-def test_a_run_deployed_to_a_dedicated_endpoint_says_so_in_plain_words(aws: None) -> None:
+def test_a_run_deployed_to_a_dedicated_endpoint_says_so_in_plain_words(pipeline_aws: None) -> None:
     deployed = {"status": "Succeeded", "model": DATASET, "model_version": 4}  # no "endpoint"
 
     outcome = record_outcome.handler(_registered_state("run-dedicated", deployed), CONTEXT)
