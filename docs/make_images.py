@@ -12,7 +12,6 @@ Usage: .venv/bin/python docs/make_images.py [--out docs/images]
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import pandas as pd  # noqa: E402
 from driftline.runs_view import render_runs_html  # noqa: E402
 from pipelines.drift import compute_drift  # noqa: E402
 from pipelines.drift_html import render_html  # noqa: E402
+from tests.browser.chromium import HEADLESS_FLAGS, find_chromium  # noqa: E402
 
 EXECUTION_ARN_PREFIX = "arn:aws:states:eu-west-1:222233334444:execution:Training"
 DRIFTED = ("mean_radius", "mean_perimeter", "worst_radius", "worst_perimeter")
@@ -134,7 +134,7 @@ def runs_document() -> dict[str, Any]:
 
 
 def screenshot(html: str, out: Path, *, height: int) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    browser = find_chromium()
     if browser is None:
         raise SystemExit("docs-images: no chromium on PATH (apt-get install chromium)")
     with tempfile.TemporaryDirectory(prefix="driftline-docs-") as scratch:
@@ -143,13 +143,7 @@ def screenshot(html: str, out: Path, *, height: int) -> None:
         subprocess.run(
             [
                 browser,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
+                *HEADLESS_FLAGS,
                 "--hide-scrollbars",
                 f"--user-data-dir={Path(scratch) / 'profile'}",
                 f"--window-size=1280,{height}",

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--enable-logging=stderr",
-    "--v=0",
-)
+from tests.browser.chromium import HEADLESS_FLAGS, find_chromium
+
+FLAGS = (*HEADLESS_FLAGS, "--enable-logging=stderr", "--v=0")
 
 
 @dataclass(frozen=True)
@@ -57,7 +47,7 @@ class Browser:
 
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Browser:
-    executable = next((found for name in BROWSERS if (found := shutil.which(name))), None)
+    executable = find_chromium()
     if executable is None:
         pytest.skip(
             "no headless Chromium on PATH (looked for chromium, chromium-browser, "
