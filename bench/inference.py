@@ -213,24 +213,14 @@ def _warm_shared(
     from functions.inference import service
     from functions.shared import clients
     from functions.shared.endpoints import EndpointRegistry
+    from tests.unit.conftest import REGISTRY_TABLE
 
     for name in ("DRIFTLINE_MODEL_NAME", "DRIFTLINE_MODEL_VERSION", "DRIFTLINE_MODEL_KEY"):
         os.environ.pop(name, None)
     os.environ["DRIFTLINE_ENDPOINTS_TABLE"] = "bench-endpoints"
     service.reset()
     dynamodb = clients.client("dynamodb")
-    dynamodb.create_table(
-        TableName="bench-endpoints",
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb.create_table(TableName="bench-endpoints", **REGISTRY_TABLE)
     route = {"model": MODEL, "endpoint": "shared", "model_version": 1}
     route |= {"serving_key": key, "serving_sha256": digest}
     EndpointRegistry(dynamodb, "bench-endpoints").replace_current(

@@ -22,6 +22,7 @@ from driftline.commands import models as models_command
 from functions.shared.registry import ModelRegistry, to_attributes
 from pipelines.keys import REGISTERED, model_artifact
 from tests.twin.conftest import RunningTwin
+from tests.unit.conftest import REGISTRY_TABLE
 from tests.unit.test_models_promote import MODEL, payload, version_item
 
 pytestmark = pytest.mark.twin
@@ -40,18 +41,7 @@ def envs(twin: RunningTwin) -> Iterator[dict[str, dict[str, str]]]:
     fake: dict[str, dict[str, str]] = {}
     for env in TARGETS:
         table, bucket = f"twin-models-{env}", f"twin-artifacts-{env}"
-        dynamodb.create_table(
-            TableName=table,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+        dynamodb.create_table(TableName=table, **REGISTRY_TABLE)
         s3.create_bucket(Bucket=bucket)
         fake[env] = {"ModelsTableName": table, "ArtifactsBucketName": bucket}
 

@@ -17,6 +17,7 @@ import pytest
 from driftline import cli
 from driftline.envs import env_names
 from driftline.output import principal, shorten_list
+from tests.unit.conftest import REGISTRY_TABLE
 
 pytestmark = pytest.mark.unit
 
@@ -169,20 +170,7 @@ def moto_server() -> Iterator[str]:
         session = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
         )
-        table: dict[str, Any] = {
-            "Type": "AWS::DynamoDB::Table",
-            "Properties": {
-                "BillingMode": "PAY_PER_REQUEST",
-                "KeySchema": [
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                "AttributeDefinitions": [
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-            },
-        }
+        table: dict[str, Any] = {"Type": "AWS::DynamoDB::Table", "Properties": REGISTRY_TABLE}
         template = {
             "Resources": {"Runs": table},
             "Outputs": {"RunsTableName": {"Value": {"Ref": "Runs"}}},
