@@ -154,77 +154,12 @@ def serving_environment(settings: EndpointSettings, artifacts_bucket: s3.IBucket
     }
 
 
-class LiveAliasGuard:
-    """What watches an endpoint's `live` alias: its error and p99-latency alarms (to the alerts
-    topic) and, where CodeDeploy shifts traffic, the deployment group that rolls back on them.
-
-    Built in the endpoint's own scope, so the alarms and group keep their logical IDs.
-    """
-
-    def __init__(
-        self,
-        scope: Construct,
-        *,
-        alias: lambda_.Alias,
-        endpoint: str,
-        errors_note: str,
-        settings: EndpointSettings,
-        deployment_config: codedeploy.ILambdaDeploymentConfig | None,
-        application: codedeploy.ILambdaApplication | None,
-        alarm_topic: sns.ITopic,
-    ) -> None:
-        self.error_alarm = cloudwatch.Alarm(
-            scope,
-            "ErrorsAlarm",
-            alarm_description=f"{endpoint}: invocations failed (live alias, 2 minutes)"
-            f"{errors_note}",
-            metric=alias.metric_errors(period=Duration.minutes(1), statistic="Sum"),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=2,
-            datapoints_to_alarm=2,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self.latency_alarm = cloudwatch.Alarm(
-            scope,
-            "LatencyAlarm",
-            alarm_description=(
-                f"{endpoint}: p99 duration above {settings.latency_p99_ms} ms "
-                "(live alias, 2 minutes)"
-            ),
-            metric=alias.metric_duration(period=Duration.minutes(1), statistic="p99"),
-            threshold=settings.latency_p99_ms,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=2,
-            datapoints_to_alarm=2,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        for alarm in (self.error_alarm, self.latency_alarm):
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
-        self.deployment_group: codedeploy.LambdaDeploymentGroup | None = None
-        if deployment_config is not None and application is not None:
-            self.deployment_group = codedeploy.LambdaDeploymentGroup(
-                scope,
-                "Deployment",
-                application=application,
-                alias=alias,
-                deployment_config=deployment_config,
-                alarms=[self.error_alarm, self.latency_alarm],
-                auto_rollback=codedeploy.AutoRollbackConfig(
-                    failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
-                ),
-            )
-            acknowledge(
-                self.deployment_group.role,
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSCodeDeployRoleForLambdaLimited]",
-                "CodeDeploy's own service role for Lambda traffic shifting; the Limited policy "
-                "only reads alarms and updates aliases of the deployment's function",
-            )
-
-
 class _LiveEndpoint(Construct):
-    """An endpoint whose callers reach a `live` alias through its IAM-authenticated URL."""
+    """An endpoint whose callers reach a `live` alias through its IAM-authenticated URL.
+
+    The alias is watched by error and p99-latency alarms (to the alerts topic) and, where
+    CodeDeploy shifts traffic, by a deployment group that rolls back on them.
+    """
 
     def _serve_live(
         self,
@@ -242,18 +177,54 @@ class _LiveEndpoint(Construct):
             self, "Live", alias_name=LIVE_ALIAS, version=version, description=description
         )
         self.url = self.alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
-        guard = LiveAliasGuard(
+        self.error_alarm = cloudwatch.Alarm(
             self,
-            alias=self.alias,
-            endpoint=endpoint,
-            errors_note=errors_note,
-            settings=settings,
-            deployment_config=deployment_config,
-            application=application,
-            alarm_topic=alarm_topic,
+            "ErrorsAlarm",
+            alarm_description=f"{endpoint}: invocations failed (live alias, 2 minutes)"
+            f"{errors_note}",
+            metric=self.alias.metric_errors(period=Duration.minutes(1), statistic="Sum"),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.error_alarm, self.latency_alarm = guard.error_alarm, guard.latency_alarm
-        self.deployment_group = guard.deployment_group
+        self.latency_alarm = cloudwatch.Alarm(
+            self,
+            "LatencyAlarm",
+            alarm_description=(
+                f"{endpoint}: p99 duration above {settings.latency_p99_ms} ms "
+                "(live alias, 2 minutes)"
+            ),
+            metric=self.alias.metric_duration(period=Duration.minutes(1), statistic="p99"),
+            threshold=settings.latency_p99_ms,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        for alarm in (self.error_alarm, self.latency_alarm):
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
+        self.deployment_group: codedeploy.LambdaDeploymentGroup | None = None
+        if deployment_config is not None and application is not None:
+            self.deployment_group = codedeploy.LambdaDeploymentGroup(
+                self,
+                "Deployment",
+                application=application,
+                alias=self.alias,
+                deployment_config=deployment_config,
+                alarms=[self.error_alarm, self.latency_alarm],
+                auto_rollback=codedeploy.AutoRollbackConfig(
+                    failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
+                ),
+            )
+            acknowledge(
+                self.deployment_group.role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSCodeDeployRoleForLambdaLimited]",
+                "CodeDeploy's own service role for Lambda traffic shifting; the Limited policy "
+                "only reads alarms and updates aliases of the deployment's function",
+            )
 
 
 class InferenceEndpoint(_LiveEndpoint):
