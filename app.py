@@ -13,13 +13,13 @@ import sys
 
 from aws_cdk import App
 
-from infra.app_builder import build_environment
+from infra.app_builder import build_environment, new_app
 from infra.config import ConfigError, load_env_config
 from infra.delivery_config import DELIVERY_ENV, load_delivery_config
 
 
 def main() -> None:
-    app = App()
+    app = new_app()
     env_name = app.node.try_get_context("env")
     context = {"driftline": app.node.try_get_context("driftline")}
     git_sha = app.node.try_get_context("git_sha") or "unknown"

@@ -18,7 +18,6 @@ from typing import Any
 from driftline.errors import UsageError
 
 SYNTH_TIMEOUT_SECONDS = 300.0
-_VALIDATE_AS_ERRORS = "@aws-cdk/core:validateAgainstDefaultRules"
 _ERROR_LINE = re.compile(r"(Error|Exception)\b|\berror:|^driftline:|\bfailed\b", re.IGNORECASE)
 
 
@@ -113,11 +112,6 @@ def start_synthesis(
         "CDK_CONTEXT_JSON": json.dumps(context),
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     }
-    if not context.get(_VALIDATE_AS_ERRORS):
-        # CDK's built-in CloudFormation Validate pass costs ~7-14 s per synth here and, with
-        # _VALIDATE_AS_ERRORS off, can only warn; `cdk synth` and the infra tests still run it.
-        # cdk-nag is a registered plugin and keeps running. An explicit CDK_VALIDATION wins.
-        environment.setdefault("CDK_VALIDATION", "false")
     process = subprocess.Popen(
         [sys.executable, "app.py"],
         cwd=root,

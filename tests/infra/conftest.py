@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App
 from aws_cdk.assertions import Template
 
-from infra.app_builder import build_environment
+from infra.app_builder import build_environment, new_app
 from infra.config import ENV_NAMES, load_env_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,7 +107,7 @@ def synthesize(
     env_name: str, outdir: Path, context_overrides: dict[str, Any] | None = None
 ) -> SynthesizedEnv:
     context = {**cdk_context(), "env": env_name, **(context_overrides or {})}
-    app = App(context=context, outdir=str(outdir))
+    app = new_app(context=context, outdir=str(outdir))
     build_environment(app, load_env_config(context, env_name, git_sha="0123abc"))
     app.synth()
     manifest = json.loads((outdir / "manifest.json").read_text())

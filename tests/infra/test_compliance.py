@@ -10,6 +10,7 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 from cfnlint.api import ManualArgs, lint_file
 
+from infra.app_builder import new_app
 from infra.nag import acknowledge, enable_nag
 from tests.infra.conftest import SynthesizedEnv
 
@@ -26,7 +27,7 @@ def test_cdk_nag_finds_nothing_unacknowledged(each_env: SynthesizedEnv) -> None:
 
 def test_cdk_nag_fails_synth_on_an_unencrypted_bucket(tmp_path: Path) -> None:
     """Guards the guard: the nag wiring must be able to fail."""
-    app = App(outdir=str(tmp_path))
+    app = new_app(outdir=str(tmp_path))
     stack = Stack(app, "Insecure")
     s3.Bucket(stack, "Plain")
     enable_nag(app)

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App
 from aws_cdk.assertions import Match, Template
 
+from infra.app_builder import new_app
 from infra.config import ConfigError
 from infra.delivery_config import DELIVERY_STACK, load_delivery_config
 from infra.stacks.delivery_stack import DeliveryStack, build_delivery, synth_commands
@@ -30,7 +30,7 @@ ORDER = ("Data", "Pipeline", "Serving", "Monitoring")  # DriftlineStacks.all()
 def delivery(tmp_path_factory: pytest.TempPathFactory) -> tuple[DeliveryStack, Path]:
     outdir = tmp_path_factory.mktemp("cdk-delivery")
     context = {**cdk_context(), "env": "delivery"}
-    app = App(context=context, outdir=str(outdir))
+    app = new_app(context=context, outdir=str(outdir))
     stack = build_delivery(app, load_delivery_config(context, git_sha="0123abc"))
     app.synth()
     return stack, outdir

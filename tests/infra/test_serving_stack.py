@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App
 from aws_cdk.assertions import Match, Template
 
-from infra.app_builder import build_environment, shipped_model_names
+from infra.app_builder import build_environment, new_app, shipped_model_names
 from infra.config import load_env_config
 from infra.stacks.serving_stack import construct_name
 from tests.infra.conftest import (
@@ -413,7 +412,7 @@ def test_shipped_model_names_are_the_yaml_stems(tmp_path: Path) -> None:
 
 def test_model_names_that_collide_as_construct_ids_are_refused() -> None:
     context = {**cdk_context(), "env": "local"}
-    app = App(context=context)
+    app = new_app(context=context)
     with pytest.raises(ValueError, match=r"'wine-quality' and 'wine_quality' would share"):
         build_environment(
             app,
@@ -431,7 +430,7 @@ def sagemaker_serverless(tmp_path_factory: pytest.TempPathFactory) -> Path:
     context = copy.deepcopy({**cdk_context(), "env": "prod"})
     context["driftline"]["envs"]["prod"]["serving_backend"] = "sagemaker-serverless"
     outdir = tmp_path_factory.mktemp("cdk-prod-sagemaker")
-    app = App(context=context, outdir=str(outdir))
+    app = new_app(context=context, outdir=str(outdir))
     build_environment(
         app,
         load_env_config(context, "prod", git_sha="0123abc"),
