@@ -40,11 +40,14 @@ demo: setup
 	$(VENV)/bin/driftline demo
 
 # checkov runs inside pytest (tests/infra/test_checkov.py) over the suite's own synth of every env.
+# pytest-xdist: one worker per core (at most 4), a test file never split across workers, so a
+# module's twin and a session's synth stay with the tests that share them.
+PYTEST_PARALLEL := -n auto --maxprocesses=4 --dist loadfile
 test: setup browser lint $(CHECKOV_VENV)/.installed
-	$(PY) -m pytest --cov --cov-report=term:skip-covered --durations=15
+	$(PY) -m pytest $(PYTEST_PARALLEL) --cov --cov-report=term:skip-covered --durations=15
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow and not twin"
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow and not twin"
 
 lint: setup
 	$(VENV)/bin/ruff check .
