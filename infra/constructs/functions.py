@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Size
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -27,6 +28,21 @@ IMAGE_CONTEXT_EXCLUDES = [
     "**/__pycache__",
     "**/*.pyc",
 ]
+
+
+def repo_image_asset(
+    scope: Construct, construct_id: str, dockerfile: str
+) -> ecr_assets.DockerImageAsset:
+    """An image built from the repository with the functions' build context: the same file and
+    context give the same asset hash, so the SageMaker images reuse the functions' repository."""
+    return ecr_assets.DockerImageAsset(
+        scope,
+        construct_id,
+        directory=str(REPO_ROOT),
+        file=dockerfile,
+        exclude=IMAGE_CONTEXT_EXCLUDES,
+        ignore_mode=IgnoreMode.DOCKER,
+    )
 
 
 class FunctionImage:

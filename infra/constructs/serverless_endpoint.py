@@ -10,14 +10,13 @@ uncompressed prefix `models/<model>/live/` (where a deploy places the approved `
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, IgnoreMode, Stack
-from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.constructs.functions import IMAGE_CONTEXT_EXCLUDES, REPO_ROOT
+from infra.constructs.functions import repo_image_asset
 from infra.nag import WILDCARD_RESOURCE, acknowledge
 from pipelines.keys import CAPTURE_PREFIX, live_prefix
 
@@ -30,14 +29,7 @@ class ServingImage(Construct):
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.asset = ecr_assets.DockerImageAsset(
-            self,
-            "Image",
-            directory=str(REPO_ROOT),
-            file="functions/inference/sagemaker.Dockerfile",
-            exclude=IMAGE_CONTEXT_EXCLUDES,
-            ignore_mode=IgnoreMode.DOCKER,
-        )
+        self.asset = repo_image_asset(self, "Image", "functions/inference/sagemaker.Dockerfile")
 
 
 class ServerlessEndpoint(Construct):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aws_cdk import ArnFormat, Duration, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -33,7 +33,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.constructs.artifact_access import PIPELINE_ACCESS, STATE_MACHINE_ACCESS
-from infra.constructs.functions import IMAGE_CONTEXT_EXCLUDES, REPO_ROOT, DriftlineFunction
+from infra.constructs.functions import DriftlineFunction, repo_image_asset
 from infra.constructs.registry_tables import RegistryTableSet
 from infra.constructs.undelivered import UndeliveredEvents
 from infra.nag import WILDCARD_RESOURCE, acknowledge
@@ -120,14 +120,7 @@ class TrainingPipeline(Construct):
         # and repository): the SageMaker job runs it, and model packages name it.
         self.image: ecr_assets.DockerImageAsset | None = None
         if sagemaker_training or model_package_groups:
-            self.image = ecr_assets.DockerImageAsset(
-                self,
-                "Image",
-                directory=str(REPO_ROOT),
-                file="functions/Dockerfile",
-                exclude=IMAGE_CONTEXT_EXCLUDES,
-                ignore_mode=IgnoreMode.DOCKER,
-            )
+            self.image = repo_image_asset(self, "Image", "functions/Dockerfile")
         self.training_role: iam.Role | None = None
         self.model_package_groups: dict[str, sagemaker.CfnModelPackageGroup] = {}
         if model_package_groups:
