@@ -76,6 +76,24 @@ def require_output(outputs: dict[str, str], key: str, env: str) -> str:
         raise UsageError(f"output {key} not found in the stacks of env {env!r}") from None
 
 
+_NO_SUCH_OBJECT = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def s3_json(bucket: str, key: str) -> Any:
+    """The JSON document at `key`, or None when there is no such object.
+
+    Each command words a missing or unreadable document after what it was looking for, so a
+    missing one is None here and a body that is not JSON raises ValueError, not a message.
+    """
+    try:
+        body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if str(error.response.get("Error", {}).get("Code")) in _NO_SUCH_OBJECT:
+            return None
+        raise
+    return json.loads(body)
+
+
 _FUNCTION_URL_HOST = re.compile(r"^[a-z0-9]+\.lambda-url\.([a-z0-9-]+)\.on\.aws$")
 
 

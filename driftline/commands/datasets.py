@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from driftline.aws import client, require_output, stack_outputs
+from driftline.aws import client, require_output, s3_json, stack_outputs
 from driftline.envs import add_env_action
 from driftline.errors import NegativeVerdict, UsageError
 from driftline.output import emit, print_json, print_table
@@ -26,8 +23,6 @@ from functions.shared.datasets import DatasetRegistry
 from functions.shared.errors import TransientError
 from pipelines.keys import report_key
 from pipelines.manifests import TOP_VIOLATIONS, describe_violation
-
-_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,13 +61,7 @@ class Store:
     def json_object(self, key: str) -> dict[str, Any] | None:
         """An artifacts-bucket JSON document, or None when there is no such key."""
         try:
-            body = client("s3").get_object(Bucket=self.artifacts_bucket, Key=key)["Body"].read()
-        except ClientError as error:
-            if str(error.response.get("Error", {}).get("Code")) in _MISSING:
-                return None
-            raise
-        try:
-            document: dict[str, Any] = json.loads(body)
+            document: dict[str, Any] | None = s3_json(self.artifacts_bucket, key)
         except ValueError:
             raise UsageError(f"s3://{self.artifacts_bucket}/{key} is not valid JSON") from None
         return document

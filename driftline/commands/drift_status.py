@@ -8,15 +8,12 @@ drift, 1 drift found, 2 too little traffic for a verdict (or no report at all).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from driftline.envs import add_env_argument
 from driftline.errors import EXIT_NEGATIVE_VERDICT, EXIT_OK, EXIT_UNUSABLE_INPUT, UsageError
 from driftline.output import emit
-
-_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,20 +29,14 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _read_json(bucket: str, key: str, what: str) -> dict[str, Any]:
-    from botocore.exceptions import ClientError
-
-    from driftline.aws import client
+    from driftline.aws import s3_json
 
     try:
-        body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in _MISSING:
-            raise UsageError(f"{what} not found: s3://{bucket}/{key}") from None
-        raise
-    try:
-        document: dict[str, Any] = json.loads(body)
+        document: dict[str, Any] | None = s3_json(bucket, key)
     except ValueError:
         raise UsageError(f"{what} s3://{bucket}/{key} is not JSON") from None
+    if document is None:
+        raise UsageError(f"{what} not found: s3://{bucket}/{key}")
     return document
 
 
