@@ -13,10 +13,25 @@ import json
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
+
+
+@dataclass(frozen=True)
+class FakeLambdaContext:
+    """The fields Powertools' `inject_lambda_context` reads from the runtime's context object."""
+
+    function_name: str = "driftline-test"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:driftline-test"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+
+# Duck-typed like the runtime's context object, which the handlers are annotated with.
+LAMBDA_CONTEXT: Any = FakeLambdaContext()
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",

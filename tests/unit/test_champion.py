@@ -11,8 +11,8 @@ import pytest
 
 from functions.evaluate import handler as evaluate
 from functions.shared.settings import SettingsError, get_settings
+from tests.unit.conftest import LAMBDA_CONTEXT
 from tests.unit.test_training_handlers import (
-    CONTEXT,
     FAST_CONFIG,
     breast_cancer_csv,
     execute,
@@ -53,4 +53,4 @@ def test_evaluate_without_the_endpoints_table_names_the_variable(
     get_settings.cache_clear()
     event = {key: value for key, value in state.items() if key not in ("evaluation", "gate")}
     with pytest.raises(SettingsError, match="DRIFTLINE_ENDPOINTS_TABLE is not set"):
-        evaluate.handler(event, CONTEXT)
+        evaluate.handler(event, LAMBDA_CONTEXT)

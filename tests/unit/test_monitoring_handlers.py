@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -34,7 +33,7 @@ from functions.shared.registry import ModelRegistry
 from pipelines.model_config import parse_model_config
 from pipelines.model_io import DataLineage, dump_model, metadata_for_run
 from pipelines.training import run_training
-from tests.unit.conftest import buckets, moto_account, registry_tables
+from tests.unit.conftest import LAMBDA_CONTEXT, buckets, moto_account, registry_tables
 
 pytestmark = pytest.mark.unit
 
@@ -52,17 +51,6 @@ estimator: {class_path: sklearn.linear_model.LogisticRegression}
 metrics: [roc_auc, accuracy, f1]
 gate: {thresholds: {roc_auc: 0.9, accuracy: 0.8}}
 """
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "driftline-monitoring-test"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:test"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-
-CONTEXT: Any = FakeContext()
 
 
 def toy_frame(n: int, *, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -270,7 +258,7 @@ def test_scheduled_check_writes_reports_and_publishes_metrics_per_model_and_feat
     current = toy_frame(300, seed=11, shift=2.0)
     put_captures(current, served(deployed["model"], current))
 
-    result = drift_monitor.handler({"trigger": "schedule"}, CONTEXT)
+    result = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
 
     (checked,) = result["checked"]
     assert checked["model"] == MODEL and checked["verdict"] == "drift"
@@ -321,10 +309,10 @@ def test_traffic_like_training_is_no_drift_and_the_cached_baseline_is_reused(
 ) -> None:
     current = toy_frame(300, seed=12)
     put_captures(current, served(deployed["model"], current))
-    drift_monitor.handler({"trigger": "schedule"}, CONTEXT)
+    drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
     baseline.reset()  # a cold start: the baseline now comes from S3, not from the model
 
-    result = drift_monitor.handler({"trigger": "manual", "model": MODEL}, CONTEXT)
+    result = drift_monitor.handler({"trigger": "manual", "model": MODEL}, LAMBDA_CONTEXT)
 
     assert result["checked"][0]["verdict"] == "no_drift"
     stdout = capsys.readouterr().out
@@ -338,7 +326,7 @@ def test_too_little_traffic_publishes_drift_samples_only(
     current = toy_frame(40, seed=13, shift=3.0)
     put_captures(current, served(deployed["model"], current))
 
-    result = drift_monitor.handler({"trigger": "schedule"}, CONTEXT)
+    result = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
 
     assert result["checked"][0]["verdict"] == "insufficient_data"
     assert emitted(capsys.readouterr().out) == {("DriftSamples", MODEL_DIMS): 40.0}
@@ -358,7 +346,7 @@ def test_corrupt_capture_files_are_skipped_counted_and_logged(
     s3.put_object(Bucket=ARTIFACTS, Key=f"{folder}/broken.jsonl", Body=b'{"request_id": "x", ')
     s3.put_object(Bucket=ARTIFACTS, Key=f"{folder}/binary.jsonl", Body=b"\xff\xfe\x00")
 
-    result = drift_monitor.handler({"trigger": "schedule"}, CONTEXT)
+    result = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
 
     (checked,) = result["checked"]
     assert checked["corrupt_captures"] == 2 and checked["samples"] == 200
@@ -378,7 +366,7 @@ def test_captures_for_an_unknown_model_are_skipped_with_a_log_line(
     put_captures(toy_frame(10, seed=15), [0] * 10, model="ghost")
     key = keys("captures/ghost/")[0]
 
-    result = drift_monitor.handler({"trigger": "capture", "key": key}, CONTEXT)
+    result = drift_monitor.handler({"trigger": "capture", "key": key}, LAMBDA_CONTEXT)
 
     assert result["checked"] == []
     assert result["skipped"] == [
@@ -398,7 +386,7 @@ def test_missing_all_null_and_constant_features_are_judged_not_crashed_on(
     current["x2"] = np.nan  # sent as null in every row
     put_captures(current, served(deployed["model"], toy_frame(300, seed=16)))
 
-    result = drift_monitor.handler({"trigger": "schedule"}, CONTEXT)
+    result = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
 
     features = get_json(result["checked"][0]["report_key"])["report"]["features"]
     assert features["color"]["missing"] and features["color"]["status"] == "drift"
@@ -415,7 +403,7 @@ def test_rows_another_model_version_answered_are_left_out(deployed: dict[str, An
     put_captures(current, served(deployed["model"], current))
     put_captures(current.head(100), [1] * 100, version=2, prefix="canary")
 
-    result = drift_monitor.handler({"trigger": "schedule"}, CONTEXT)
+    result = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
 
     captures = get_json(result["checked"][0]["report_key"])["captures"]
     assert (captures["rows"], captures["other_versions"]) == (300, 100)
@@ -429,8 +417,8 @@ def test_capture_triggered_checks_are_debounced_scheduled_ones_are_not(
     key = next(k for k in keys(f"captures/{MODEL}/") if first in k)
     event = {"trigger": "capture", "key": key}
 
-    runs = [drift_monitor.handler(event, CONTEXT) for _ in range(2)]
-    scheduled = drift_monitor.handler({"trigger": "schedule"}, CONTEXT)
+    runs = [drift_monitor.handler(event, LAMBDA_CONTEXT) for _ in range(2)]
+    scheduled = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
 
     assert len(runs[0]["checked"]) == 1 and runs[1]["checked"] == []
     assert runs[1]["skipped"] == [{"model": MODEL, "reason": "checked within the last 60 s"}]
@@ -457,7 +445,7 @@ def test_a_model_whose_baseline_is_gone_fails_loudly_after_the_others_are_checke
     put_captures(current, served(deployed["model"], current))
 
     with pytest.raises(drift_monitor.DriftCheckError, match=r"lost: model lost v1: s3://"):
-        drift_monitor.handler({"trigger": "schedule"}, CONTEXT)
+        drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
 
     assert len(keys(f"reports/drift/{MODEL}/")) == 3  # toy was still checked
 
@@ -466,11 +454,11 @@ def test_an_unusable_event_or_environment_is_one_line_naming_what(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(ValueError, match="drift monitor input field 'trigger'"):
-        drift_monitor.handler({"trigger": "hourly"}, CONTEXT)
+        drift_monitor.handler({"trigger": "hourly"}, LAMBDA_CONTEXT)
     monkeypatch.delenv("DRIFTLINE_ENDPOINTS_TABLE")
     settings_module.drift_monitor_settings.cache_clear()
     with pytest.raises(settings_module.SettingsError, match="DRIFTLINE_ENDPOINTS_TABLE is not set"):
-        drift_monitor.handler({"trigger": "schedule"}, CONTEXT)
+        drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
 
 
 # -- drift notifier -----------------------------------------------------------------------------
@@ -492,10 +480,10 @@ def test_notification_names_the_model_drifted_features_scores_and_report(
 ) -> None:
     current = toy_frame(300, seed=20, shift=2.0)
     put_captures(current, served(deployed["model"], current))
-    checked = drift_monitor.handler({"trigger": "schedule"}, CONTEXT)["checked"][0]
+    checked = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)["checked"][0]
     psi = get_json(checked["report_key"])["report"]["features"]["x1"]["psi"]
 
-    result = drift_notifier.handler(alarm_change(), CONTEXT)
+    result = drift_notifier.handler(alarm_change(), LAMBDA_CONTEXT)
 
     (sent,) = notifications(deployed["queue"])
     assert sent["subject"] == result["subject"] == "Driftline local: drift detected on model toy"
@@ -506,7 +494,7 @@ def test_notification_names_the_model_drifted_features_scores_and_report(
 
 
 def test_notification_before_any_report_still_goes_out(aws: dict[str, Any]) -> None:
-    drift_notifier.handler(alarm_change(), CONTEXT)
+    drift_notifier.handler(alarm_change(), LAMBDA_CONTEXT)
 
     (sent,) = notifications(aws["queue"])
     assert "No drift report found for this model yet." in sent["message"]
@@ -551,7 +539,9 @@ def test_labels_join_captured_predictions_and_publish_live_metrics(
     truth = [int(t) if i % 2 else 1 - int(t) for i, t in enumerate(current["target"])]
     rows = "\n".join(f"{rid},{label}" for rid, label in zip(request_ids, truth, strict=True))
 
-    result = feedback.handler(upload_feedback(f"request_id,label\n{rows}\nmissing-id,1\n"), CONTEXT)
+    result = feedback.handler(
+        upload_feedback(f"request_id,label\n{rows}\nmissing-id,1\n"), LAMBDA_CONTEXT
+    )
 
     assert (result["graded"], result["unmatched"]) == (60, 1)
     assert set(result["metrics"]) == {"accuracy", "f1", "roc_auc"}
@@ -577,14 +567,14 @@ def test_too_few_labels_publish_the_sample_count_only(
     request_ids = put_captures(current, served(deployed["model"], current), rows_per_file=1)
     lines = "\n".join(json.dumps({"request_id": rid, "label": 1}) for rid in request_ids)
 
-    result = feedback.handler(upload_feedback(lines, "labels.jsonl"), CONTEXT)
+    result = feedback.handler(upload_feedback(lines, "labels.jsonl"), LAMBDA_CONTEXT)
 
     assert result["graded"] == 5 and result["metrics"] == {}
     assert emitted(capsys.readouterr().out) == {("FeedbackSamples", MODEL_DIMS): 5.0}
 
 
 def test_an_unreadable_label_file_is_reported_not_retried(deployed: dict[str, Any]) -> None:
-    result = feedback.handler(upload_feedback("id;label\n1;0\n"), CONTEXT)
+    result = feedback.handler(upload_feedback("id;label\n1;0\n"), LAMBDA_CONTEXT)
 
     assert result["graded"] == 0
     (sent,) = notifications(deployed["queue"])
@@ -638,7 +628,7 @@ def test_drift_alarm_starts_one_retrain_on_the_newest_accepted_dataset(
     accept_dataset("v-old", at="2026-11-29T09:00:00.000+00:00")
     accept_dataset("v-new", at="2026-11-29T10:00:00.000+00:00")
 
-    result = retrain.handler(drift_alarm_event(), CONTEXT)
+    result = retrain.handler(drift_alarm_event(), LAMBDA_CONTEXT)
 
     assert result["started"] and result["execution_name"] == "toy-v-new-retrain-1"
     document = execution_input("toy-v-new-retrain-1")
@@ -654,10 +644,10 @@ def test_a_second_alarm_within_the_cooldown_starts_nothing_and_says_until_when(
     aws: dict[str, Any],
 ) -> None:
     accept_dataset()
-    first = retrain.handler(drift_alarm_event(), CONTEXT)
+    first = retrain.handler(drift_alarm_event(), LAMBDA_CONTEXT)
     notifications(aws["queue"])
 
-    second = retrain.handler({"model": MODEL, "cause": "schedule"}, CONTEXT)
+    second = retrain.handler({"model": MODEL, "cause": "schedule"}, LAMBDA_CONTEXT)
 
     assert first["started"] and not second["started"] and second["reason"] == "cooldown"
     executions = clients.client("stepfunctions").list_executions(stateMachineArn=STATE_MACHINE_ARN)
@@ -673,13 +663,15 @@ def test_without_a_cooldown_each_retrain_gets_its_own_run_name(
     monkeypatch.setenv("DRIFTLINE_RETRAIN_COOLDOWN_HOURS", "0")
     accept_dataset()
 
-    names = [retrain.handler(drift_alarm_event(), CONTEXT)["execution_name"] for _ in range(2)]
+    names = [
+        retrain.handler(drift_alarm_event(), LAMBDA_CONTEXT)["execution_name"] for _ in range(2)
+    ]
 
     assert names == ["toy-v-accepted-retrain-1", "toy-v-accepted-retrain-2"]
 
 
 def test_no_accepted_dataset_means_a_notification_and_no_run(aws: dict[str, Any]) -> None:
-    result = retrain.handler(drift_alarm_event(), CONTEXT)
+    result = retrain.handler(drift_alarm_event(), LAMBDA_CONTEXT)
 
     assert result == {"started": False, "reason": "no accepted dataset version"}
     (sent,) = notifications(aws["queue"])
@@ -693,11 +685,11 @@ def test_a_failed_start_gives_the_cooldown_slot_back(
     monkeypatch.setenv("DRIFTLINE_STATE_MACHINE_ARN", STATE_MACHINE_ARN + "-missing")
     settings_module.retrain_settings.cache_clear()
     with pytest.raises(Exception, match=r"StateMachineDoesNotExist|does not exist"):
-        retrain.handler(drift_alarm_event(), CONTEXT)
+        retrain.handler(drift_alarm_event(), LAMBDA_CONTEXT)
     monkeypatch.setenv("DRIFTLINE_STATE_MACHINE_ARN", STATE_MACHINE_ARN)
     settings_module.retrain_settings.cache_clear()
 
-    result = retrain.handler(drift_alarm_event(), CONTEXT)
+    result = retrain.handler(drift_alarm_event(), LAMBDA_CONTEXT)
 
     assert result["started"] and result["execution_name"] == "toy-v-accepted-retrain-2"
 
@@ -725,7 +717,7 @@ def test_drift_status_summarises_the_latest_check_and_exits_1_on_drift(
 
     current = toy_frame(300, seed=23, shift=2.0)
     put_captures(current, served(data_stack["model"], current))
-    checked = drift_monitor.handler({"trigger": "schedule"}, CONTEXT)["checked"][0]
+    checked = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)["checked"][0]
     capsys.readouterr()
 
     code = main(["drift", "status", "--model", MODEL, "--json"])

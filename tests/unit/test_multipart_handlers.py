@@ -11,7 +11,6 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,14 @@ from functions.shared.datasets import DatasetRegistry
 from functions.shared.errors import PipelineInputError
 from functions.validate_part import handler as validate_part
 from pipelines.keys import manifest_key
-from tests.unit.conftest import buckets, emptied, moto_account, pipeline_variables, registry_tables
+from tests.unit.conftest import (
+    LAMBDA_CONTEXT,
+    buckets,
+    emptied,
+    moto_account,
+    pipeline_variables,
+    registry_tables,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -35,17 +41,6 @@ TABLES = {"datasets": "driftline-datasets-tbl", "runs": "driftline-runs"}
 DATASET = "breast_cancer"
 PREFIX = f"datasets/{DATASET}/2026-11-03/"
 EXAMPLE = (REPO / "examples" / "breast_cancer.csv").read_text()
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "driftline-step"
-    memory_limit_in_mb: int = 3008
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:driftline-step"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-
-CONTEXT: Any = FakeContext()
 
 
 ENVIRONMENT = pipeline_variables(
@@ -108,7 +103,7 @@ def roundtrip(result: Any) -> Any:
 def execute(state: dict[str, Any]) -> dict[str, Any]:
     """ListParts → Distributed Map of ValidatePart → MergeParts, like the state machine."""
     state = dict(state)
-    state["validation"] = roundtrip(list_parts.handler(state, CONTEXT))
+    state["validation"] = roundtrip(list_parts.handler(state, LAMBDA_CONTEXT))
     if state["validation"]["status"] != "listed":
         return state
     listed = state["validation"]
@@ -124,12 +119,12 @@ def execute(state: dict[str, Any]) -> dict[str, Any]:
                     "contract_source": listed["contract_source"],
                     "part": item,
                 },
-                CONTEXT,
+                LAMBDA_CONTEXT,
             )
         )
         for item in items
     ]
-    state["validation"] = roundtrip(merge_parts.handler(merge_state(state, listed), CONTEXT))
+    state["validation"] = roundtrip(merge_parts.handler(merge_state(state, listed), LAMBDA_CONTEXT))
     state["listed"] = listed
     return state
 
@@ -178,7 +173,7 @@ def test_prepare_trains_on_the_parts_the_manifest_lists() -> None:
     state = execute(upload_batch(split(EXAMPLE, 3)))
     put(f"{PREFIX}part-00003.csv", split(EXAMPLE, 3)[0])  # arrives after the run started
 
-    prepared = prepare.handler(state, CONTEXT)
+    prepared = prepare.handler(state, LAMBDA_CONTEXT)
 
     assert prepared["rows"] == 569
 
@@ -187,7 +182,7 @@ def test_a_retried_merge_writes_no_second_manifest_or_item() -> None:
     state = execute(upload_batch(split(EXAMPLE, 2)))
     first = state["validation"]
 
-    second = roundtrip(merge_parts.handler(merge_state(state, state["listed"]), CONTEXT))
+    second = roundtrip(merge_parts.handler(merge_state(state, state["listed"]), LAMBDA_CONTEXT))
 
     assert second == first
     versions = boto3.client("s3").list_object_versions(
@@ -278,7 +273,7 @@ def test_a_batch_state_that_is_not_a_marker_under_its_dataset_is_ignored(
         "prefix": prefix,
     }
 
-    assert list_parts.handler(state, CONTEXT) == {"status": "ignored", "key": key}
+    assert list_parts.handler(state, LAMBDA_CONTEXT) == {"status": "ignored", "key": key}
 
 
 def test_a_part_outside_its_dataset_is_refused_as_bad_state() -> None:
@@ -292,7 +287,7 @@ def test_a_part_outside_its_dataset_is_refused_as_bad_state() -> None:
     }
 
     with pytest.raises(PipelineInputError, match=r"datasets/other/part\.csv"):
-        validate_part.handler(event, CONTEXT)
+        validate_part.handler(event, LAMBDA_CONTEXT)
 
 
 def test_a_parquet_part_too_large_for_tmp_is_rejected_by_its_listed_size_unread(

@@ -17,9 +17,8 @@ from botocore.exceptions import ClientError
 from functions.register import handler as register
 from functions.shared.errors import TransientError
 from functions.shared.registry import ModelRegistry, RunRegistry
-from tests.unit.conftest import MODEL_PACKAGE_GROUP, use_model_package_group
+from tests.unit.conftest import LAMBDA_CONTEXT, MODEL_PACKAGE_GROUP, use_model_package_group
 from tests.unit.test_training_handlers import (
-    CONTEXT,
     DATASET,
     FAST_CONFIG,
     breast_cancer_csv,
@@ -87,12 +86,12 @@ def test_throttled_model_package_is_retryable_and_the_retry_finishes_the_registr
     use_sagemaker(monkeypatch, sagemaker)
 
     with pytest.raises(TransientError, match="ThrottlingException"):
-        register.handler(gated, CONTEXT)
+        register.handler(gated, LAMBDA_CONTEXT)
     (written,) = [v for v in model_versions() if v["run_id"] == "run-retried"]
     assert written["status"] == "Approved" and "model_package_arn" not in written
     assert "model_version" not in run_item("run-retried")
 
-    retried = register.handler(gated, CONTEXT)
+    retried = register.handler(gated, LAMBDA_CONTEXT)
 
     assert (retried["version"], retried["status"]) == (2, "Approved")
     assert len(model_versions()) == 2  # the retry added no version
@@ -122,8 +121,8 @@ def test_a_retry_after_the_package_was_created_but_not_recorded_sends_the_same_t
     monkeypatch.setattr(ModelRegistry, "set_version_fields", lost_once)
 
     with pytest.raises(TransientError):
-        register.handler(gated, CONTEXT)
-    register.handler(gated, CONTEXT)
+        register.handler(gated, LAMBDA_CONTEXT)
+    register.handler(gated, LAMBDA_CONTEXT)
 
     assert len(sagemaker.tokens) == 2 and len(set(sagemaker.tokens)) == 1
     (version,) = [v for v in model_versions() if v["run_id"] == "run-retried"]
@@ -146,8 +145,8 @@ def test_a_retry_after_the_version_was_written_records_it_on_the_run(
     monkeypatch.setattr(RunRegistry, "update_run", throttled_once)
 
     with pytest.raises(TransientError):
-        register.handler(gated, CONTEXT)
-    retried = register.handler(gated, CONTEXT)
+        register.handler(gated, LAMBDA_CONTEXT)
+    retried = register.handler(gated, LAMBDA_CONTEXT)
 
     assert retried["version"] == 2
     assert run_item("run-retried")["model_version"] == 2

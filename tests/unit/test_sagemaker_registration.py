@@ -11,10 +11,14 @@ import pytest
 
 from functions.collect_training import handler as collect_training
 from functions.shared.errors import PipelineInputError
-from tests.unit.conftest import MODEL_IMAGE, MODEL_PACKAGE_GROUP, use_model_package_group
+from tests.unit.conftest import (
+    LAMBDA_CONTEXT,
+    MODEL_IMAGE,
+    MODEL_PACKAGE_GROUP,
+    use_model_package_group,
+)
 from tests.unit.test_training_handlers import (
     ARTIFACTS,
-    CONTEXT,
     DATASET,
     FAST_CONFIG,
     breast_cancer_csv,
@@ -92,7 +96,7 @@ def test_collect_training_unpacks_the_jobs_model_into_the_run_like_train(
         },
     }
 
-    trained = collect_training.handler(event, CONTEXT)
+    trained = collect_training.handler(event, LAMBDA_CONTEXT)
 
     # The same model and version; no scored metrics, so Evaluate scores this challenger itself.
     assert trained == {**state["trained"], "metrics_key": None, "plot_key": None}

@@ -35,7 +35,15 @@ from functions.train import handler as train
 from pipelines.model_config import ModelConfigError
 from pipelines.model_io import load_model
 from pipelines.training import TrainingError
-from tests.unit.conftest import ARTIFACTS, DATASETS, ENDPOINTS, GIT_SHA, MODELS, RUNS
+from tests.unit.conftest import (
+    ARTIFACTS,
+    DATASETS,
+    ENDPOINTS,
+    GIT_SHA,
+    LAMBDA_CONTEXT,
+    MODELS,
+    RUNS,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -44,17 +52,6 @@ DATASET = "breast_cancer"
 CONFIG_BASE = "task: classification\ntarget: target\n"
 # The default estimator with fewer boosting rounds: the same code paths, a fraction of the time.
 FAST_CONFIG = CONFIG_BASE + "estimator: {params: {max_iter: 30}}\n"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "driftline-test"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:driftline-test"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-
-CONTEXT: Any = FakeContext()  # duck-typed like the runtime's context object
 
 
 @cache
@@ -140,16 +137,16 @@ def execute(state: dict[str, Any], *, goes_live: bool = True) -> dict[str, Any]:
     state = json.loads(json.dumps(state))
     try:
         for result_path, step in STEPS:
-            state[result_path] = json.loads(json.dumps(step(state, CONTEXT)))
+            state[result_path] = json.loads(json.dumps(step(state, LAMBDA_CONTEXT)))
         if state["gate"]["passed"]:
-            state["registered"] = json.loads(json.dumps(register.handler(state, CONTEXT)))
+            state["registered"] = json.loads(json.dumps(register.handler(state, LAMBDA_CONTEXT)))
             if state["registered"]["status"] == "Approved":
                 serve(state["registered"], live=goes_live)
     except Exception as error:
         state["error"] = as_lambda_error(error)
         state["raised"] = error
     outcome_state = {k: v for k, v in state.items() if k != "raised"}
-    state["outcome"] = record_outcome.handler(outcome_state, CONTEXT)
+    state["outcome"] = record_outcome.handler(outcome_state, LAMBDA_CONTEXT)
     return state
 
 
@@ -277,7 +274,7 @@ def test_prepare_reads_the_validated_version_not_the_latest_object(pipeline_aws:
     frame = pd.read_csv(io.BytesIO(data)).assign(target=1)
     upload(frame.to_csv(index=False).encode())
 
-    prepared = prepare.handler(state, CONTEXT)
+    prepared = prepare.handler(state, LAMBDA_CONTEXT)
 
     assert prepared["rows"] == 569
 
@@ -288,7 +285,7 @@ def test_gzipped_csv_uploads_are_prepared(pipeline_aws: None) -> None:
     state = start_state(
         gzip.compress(breast_cancer_csv()), "run-gz", key=f"datasets/{DATASET}/upload.csv.gz"
     )
-    assert prepare.handler(state, CONTEXT)["rows"] == 569
+    assert prepare.handler(state, LAMBDA_CONTEXT)["rows"] == 569
 
 
 def test_manual_policy_registers_pending_approval_and_tells_how_to_approve(
@@ -327,7 +324,7 @@ def test_an_invalid_model_config_fails_prepare_with_one_line_before_training(
     state = start_state(breast_cancer_csv(), "run-badconfig")
 
     with pytest.raises(ModelConfigError) as raised:
-        prepare.handler(state, CONTEXT)
+        prepare.handler(state, LAMBDA_CONTEXT)
 
     message = str(raised.value)
     assert "\n" not in message
@@ -437,14 +434,14 @@ def test_the_challenger_is_scored_once_and_gate_reads_neither_data_nor_model(
     reads = record_reads(monkeypatch)
     state = start_state(breast_cancer_csv(), "run-once")
     for result_path, step in STEPS[:2]:  # Prepare, Train
-        state[result_path] = json.loads(json.dumps(step(state, CONTEXT)))
+        state[result_path] = json.loads(json.dumps(step(state, LAMBDA_CONTEXT)))
     model_key, dataset_key = state["trained"]["model_key"], state["prepared"]["dataset_key"]
     reads.clear()
 
-    state["evaluation"] = json.loads(json.dumps(evaluate.handler(state, CONTEXT)))
+    state["evaluation"] = json.loads(json.dumps(evaluate.handler(state, LAMBDA_CONTEXT)))
     evaluate_reads = list(reads)
     reads.clear()
-    state["gate"] = json.loads(json.dumps(gate.handler(state, CONTEXT)))
+    state["gate"] = json.loads(json.dumps(gate.handler(state, LAMBDA_CONTEXT)))
 
     assert calls == {"predict": 0, "predict_proba": 3}  # one per split, all in Train
     assert evaluate_reads == [state["trained"]["metrics_key"]]  # no champion: nothing else
@@ -468,7 +465,7 @@ def test_a_challenger_its_training_step_did_not_score_is_scored_by_evaluate_once
     put_override(FAST_CONFIG)
     state = start_state(breast_cancer_csv(), "run-collected")
     for result_path, step in STEPS[:2]:
-        state[result_path] = json.loads(json.dumps(step(state, CONTEXT)))
+        state[result_path] = json.loads(json.dumps(step(state, LAMBDA_CONTEXT)))
     scored_in_train = json.loads(
         boto3.client("s3")
         .get_object(Bucket=ARTIFACTS, Key=state["trained"]["metrics_key"])["Body"]
@@ -482,8 +479,8 @@ def test_a_challenger_its_training_step_did_not_score_is_scored_by_evaluate_once
     }
     calls = count_scoring(monkeypatch)
 
-    state["evaluation"] = json.loads(json.dumps(evaluate.handler(state, CONTEXT)))
-    state["gate"] = json.loads(json.dumps(gate.handler(state, CONTEXT)))
+    state["evaluation"] = json.loads(json.dumps(evaluate.handler(state, LAMBDA_CONTEXT)))
+    state["gate"] = json.loads(json.dumps(gate.handler(state, LAMBDA_CONTEXT)))
 
     assert calls == {"predict": 0, "predict_proba": 3}
     assert state["evaluation"]["metrics"] == scored_in_train["metrics"]["test"]
@@ -531,7 +528,7 @@ def test_concurrent_registrations_get_consecutive_versions_and_retries_add_none(
     def register_one(clone: dict[str, Any]) -> None:
         barrier.wait()
         try:
-            results[clone["run"]["id"]] = register.handler(clone, CONTEXT)
+            results[clone["run"]["id"]] = register.handler(clone, LAMBDA_CONTEXT)
         except Exception as error:  # reported by the assertions below
             results[clone["run"]["id"]] = error
 
@@ -548,7 +545,7 @@ def test_concurrent_registrations_get_consecutive_versions_and_retries_add_none(
         assert len(artifact_keys(f"models/{DATASET}/v{result['version']}/")) == 4
 
     # A retried Register (TransientError after the version was written) adds nothing.
-    assert register.handler(clones[0], CONTEXT) == results[clones[0]["run"]["id"]]
+    assert register.handler(clones[0], LAMBDA_CONTEXT) == results[clones[0]["run"]["id"]]
     assert len(model_versions()) == 3
 
 
@@ -568,7 +565,7 @@ def test_record_outcome_creates_the_run_when_validate_failed_before_prepare(
         ),
     }
 
-    outcome = record_outcome.handler(state, CONTEXT)
+    outcome = record_outcome.handler(state, LAMBDA_CONTEXT)
 
     assert outcome["status"] == "Failed"
     assert outcome["cause"] == (
@@ -607,7 +604,7 @@ def test_a_registered_run_whose_deploy_was_refused_says_so_everywhere(pipeline_a
         ),
     }
 
-    outcome = record_outcome.handler(_registered_state("run-refused", refusal), CONTEXT)
+    outcome = record_outcome.handler(_registered_state("run-refused", refusal), LAMBDA_CONTEXT)
 
     assert outcome["status"] == "Succeeded"
     assert outcome["subject"] == "Driftline model registered, NOT deployed"
@@ -620,7 +617,7 @@ def test_a_registered_run_whose_deploy_was_refused_says_so_everywhere(pipeline_a
 def test_a_deployed_run_names_the_endpoint_that_serves_it(pipeline_aws: None) -> None:
     deployed = {"status": "Succeeded", "endpoint": "shared", "model": DATASET, "model_version": 4}
 
-    outcome = record_outcome.handler(_registered_state("run-deployed", deployed), CONTEXT)
+    outcome = record_outcome.handler(_registered_state("run-deployed", deployed), LAMBDA_CONTEXT)
 
     assert outcome["subject"] == "Driftline model registered and deployed"
     assert f"Deployed: {DATASET} v4 serves on the shared endpoint" in outcome["message"]
@@ -632,7 +629,7 @@ def test_record_outcome_keeps_a_plain_text_cause_such_as_a_timeout(pipeline_aws:
     state = start_state(breast_cancer_csv(), "run-timeout")
     state["error"] = {"Error": "States.Timeout", "Cause": "Task timed out after 900 seconds"}
 
-    outcome = record_outcome.handler(state, CONTEXT)
+    outcome = record_outcome.handler(state, LAMBDA_CONTEXT)
 
     assert outcome["cause"] == "Prepare failed: States.Timeout: Task timed out after 900 seconds"
 
@@ -657,7 +654,7 @@ def test_throttled_s3_reads_raise_transient_error_for_the_state_machine_to_retry
     events.register("before-call.s3.GetObject", throttle)
     try:
         with pytest.raises(TransientError, match="SlowDown"):
-            prepare.handler(state, CONTEXT)
+            prepare.handler(state, LAMBDA_CONTEXT)
     finally:
         events.unregister("before-call.s3.GetObject", throttle)
 
@@ -679,12 +676,12 @@ def test_a_malformed_state_names_the_missing_field(pipeline_aws: None) -> None:
     del state["validation"]["columns"]
 
     with pytest.raises(ValueError, match=r"state field \$\.validation\.columns"):
-        prepare.handler(state, CONTEXT)
+        prepare.handler(state, LAMBDA_CONTEXT)
 
 
 def test_a_run_deployed_to_a_dedicated_endpoint_says_so_in_plain_words(pipeline_aws: None) -> None:
     deployed = {"status": "Succeeded", "model": DATASET, "model_version": 4}  # no "endpoint"
 
-    outcome = record_outcome.handler(_registered_state("run-dedicated", deployed), CONTEXT)
+    outcome = record_outcome.handler(_registered_state("run-dedicated", deployed), LAMBDA_CONTEXT)
 
     assert f"Deployed: {DATASET} v4 serves on its dedicated endpoint" in outcome["message"]

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,14 @@ from functions.shared.datasets import DatasetRegistry
 from functions.validate import handler as validate_handler
 from pipelines.keys import dataset_prefix, manifest_key, report_key
 from pipelines.validation import Limits, validate
-from tests.unit.conftest import buckets, emptied, moto_account, pipeline_variables, registry_tables
+from tests.unit.conftest import (
+    LAMBDA_CONTEXT,
+    buckets,
+    emptied,
+    moto_account,
+    pipeline_variables,
+    registry_tables,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -52,17 +58,6 @@ ORDERS_ROWS = [
     "3,7.25,Pune,2024-01-04,1",
 ]
 ORDERS = ORDERS_HEADER + "\n".join(ORDERS_ROWS) + "\n"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "driftline-validate"
-    memory_limit_in_mb: int = 3008
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:driftline-validate"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-
-CONTEXT: Any = FakeContext()
 
 
 ENVIRONMENT = pipeline_variables(
@@ -95,7 +90,7 @@ def upload(dataset: str, name: str, data: bytes | str) -> dict[str, Any]:
 
 
 def invoke(state: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(json.dumps(validate_handler.handler(state, CONTEXT)))
+    result: dict[str, Any] = json.loads(json.dumps(validate_handler.handler(state, LAMBDA_CONTEXT)))
     return result
 
 
