@@ -36,6 +36,13 @@ def _run(definition: dict[str, Any], document: dict[str, Any]) -> str:
     raise AssertionError("execution did not end")
 
 
+@pytest.fixture(autouse=True)
+def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mock_aws answers any signed call, but boto3 still needs credentials to sign one."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+
+
 @pytest.fixture
 def asl_records(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """What the twin's console would show from the interpreter, with the twin's filter on."""
@@ -50,10 +57,8 @@ def asl_records(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureF
 
 
 def test_is_present_on_a_missing_field_and_a_designed_fail_state_print_nothing(
-    asl_records: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    asl_records: pytest.LogCaptureFixture,
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
     definition = {
         "StartAt": "Batch?",
         "States": {
@@ -71,10 +76,8 @@ def test_is_present_on_a_missing_field_and_a_designed_fail_state_print_nothing(
 
 
 def test_a_real_failure_is_still_printed_without_the_definition_dump(
-    asl_records: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    asl_records: pytest.LogCaptureFixture,
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
     definition = {
         "StartAt": "Shape",
         "States": {
