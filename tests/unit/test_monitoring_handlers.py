@@ -207,6 +207,11 @@ def served(model: Any, frame: pd.DataFrame) -> list[int]:
     return [int(label) for label in model.predict(x)]
 
 
+def put_served(model: Any, frame: pd.DataFrame, **options: Any) -> list[str]:
+    """Traffic as the endpoint would capture it: each row of `frame` with `model`'s answer."""
+    return put_captures(frame, served(model, frame), **options)
+
+
 def emitted(stdout: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """(metric, dimensions) → value for every EMF datapoint printed, via the twin's parser."""
     found = {}
@@ -256,7 +261,7 @@ def test_scheduled_check_writes_reports_and_publishes_metrics_per_model_and_feat
     deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     current = toy_frame(300, seed=11, shift=2.0)
-    put_captures(current, served(deployed["model"], current))
+    put_served(deployed["model"], current)
 
     result = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
 
@@ -308,7 +313,7 @@ def test_traffic_like_training_is_no_drift_and_the_cached_baseline_is_reused(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     current = toy_frame(300, seed=12)
-    put_captures(current, served(deployed["model"], current))
+    put_served(deployed["model"], current)
     drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
     baseline.reset()  # a cold start: the baseline now comes from S3, not from the model
 
@@ -324,7 +329,7 @@ def test_too_little_traffic_publishes_drift_samples_only(
     deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     current = toy_frame(40, seed=13, shift=3.0)
-    put_captures(current, served(deployed["model"], current))
+    put_served(deployed["model"], current)
 
     result = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
 
@@ -339,7 +344,7 @@ def test_corrupt_capture_files_are_skipped_counted_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     current = toy_frame(200, seed=14)
-    put_captures(current, served(deployed["model"], current))
+    put_served(deployed["model"], current)
     at = datetime.now(UTC)
     folder = f"captures/{MODEL}/date={at:%Y-%m-%d}/hour={at:%H}"
     s3 = clients.client("s3")
@@ -400,7 +405,7 @@ def test_missing_all_null_and_constant_features_are_judged_not_crashed_on(
 
 def test_rows_another_model_version_answered_are_left_out(deployed: dict[str, Any]) -> None:
     current = toy_frame(300, seed=17)
-    put_captures(current, served(deployed["model"], current))
+    put_served(deployed["model"], current)
     put_captures(current.head(100), [1] * 100, version=2, prefix="canary")
 
     result = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
@@ -413,7 +418,7 @@ def test_capture_triggered_checks_are_debounced_scheduled_ones_are_not(
     deployed: dict[str, Any],
 ) -> None:
     current = toy_frame(200, seed=18)
-    (first, *_) = put_captures(current, served(deployed["model"], current))
+    (first, *_) = put_served(deployed["model"], current)
     key = next(k for k in keys(f"captures/{MODEL}/") if first in k)
     event = {"trigger": "capture", "key": key}
 
@@ -442,7 +447,7 @@ def test_a_model_whose_baseline_is_gone_fails_loudly_after_the_others_are_checke
         }
     )
     current = toy_frame(200, seed=19)
-    put_captures(current, served(deployed["model"], current))
+    put_served(deployed["model"], current)
 
     with pytest.raises(drift_monitor.DriftCheckError, match=r"lost: model lost v1: s3://"):
         drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)
@@ -479,7 +484,7 @@ def test_notification_names_the_model_drifted_features_scores_and_report(
     deployed: dict[str, Any],
 ) -> None:
     current = toy_frame(300, seed=20, shift=2.0)
-    put_captures(current, served(deployed["model"], current))
+    put_served(deployed["model"], current)
     checked = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)["checked"][0]
     psi = get_json(checked["report_key"])["report"]["features"]["x1"]["psi"]
 
@@ -532,9 +537,7 @@ def test_labels_join_captured_predictions_and_publish_live_metrics(
     model = deployed["model"]
     x = current[["x1", "x2", "color", "const"]]
     probabilities = model.predict_proba(x).tolist()
-    request_ids = put_captures(
-        current, served(model, current), rows_per_file=1, probabilities=probabilities
-    )
+    request_ids = put_served(model, current, rows_per_file=1, probabilities=probabilities)
     # The world changed: labels are the opposite of what the model learned for half the rows.
     truth = [int(t) if i % 2 else 1 - int(t) for i, t in enumerate(current["target"])]
     rows = "\n".join(f"{rid},{label}" for rid, label in zip(request_ids, truth, strict=True))
@@ -564,7 +567,7 @@ def test_too_few_labels_publish_the_sample_count_only(
     deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     current = toy_frame(5, seed=22)
-    request_ids = put_captures(current, served(deployed["model"], current), rows_per_file=1)
+    request_ids = put_served(deployed["model"], current, rows_per_file=1)
     lines = "\n".join(json.dumps({"request_id": rid, "label": 1}) for rid in request_ids)
 
     result = feedback.handler(upload_feedback(lines, "labels.jsonl"), LAMBDA_CONTEXT)
@@ -716,7 +719,7 @@ def test_drift_status_summarises_the_latest_check_and_exits_1_on_drift(
     from driftline.cli import main
 
     current = toy_frame(300, seed=23, shift=2.0)
-    put_captures(current, served(data_stack["model"], current))
+    put_served(data_stack["model"], current)
     checked = drift_monitor.handler({"trigger": "schedule"}, LAMBDA_CONTEXT)["checked"][0]
     capsys.readouterr()
 
