@@ -3,10 +3,11 @@
 Prints one JSON object. The data is a deterministic 1,000,000 x 20 CSV (ints, floats, two
 categoricals, free text, a boolean and a timestamp, about 1 % nulls), written once to
 `.driftline/bench/` in two variants measured alike: string fields bare (`unquoted`) and every
-string field in double quotes (`quoted_strings`), since quotes change how rows are found. The contenders run in-process, in `--repeat` interleaved rounds on the
-warm file (a noisy neighbour slows all of them alike, and none pays a cold process the others
-do not), after one untimed warm-up each; each one's best wall time counts, and CPU seconds
-(all threads) are reported too, being far less sensitive to a shared machine:
+string field in double quotes (`quoted_strings`), since quotes change how rows are found.
+The contenders run in-process, in `--repeat` interleaved rounds on the warm file (a noisy
+neighbour slows all of them alike, and none pays a cold process the others do not), after one
+untimed warm-up each; each one's best wall time counts, and CPU seconds (all threads) are
+reported too, being far less sensitive to a shared machine:
 
 * floor: `pyarrow.csv.read_csv(path)` alone (multi-threaded, no checks, no profile);
 * ours: `pipelines.validation.validate` with every contract check and the full profile; its
