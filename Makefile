@@ -9,8 +9,9 @@ CHECKOV_VENV := .venv-checkov
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 # The set-up steps are independent (two virtualenvs, node_modules, chromium): `make test` builds
-# them side by side; each target's output is printed whole when it ends.
-MAKEFLAGS += --jobs=3 --output-sync=target
+# them side by side. Output is not synced per target: that would hold pytest's progress back
+# until the whole suite ends (the set-up steps are quiet).
+MAKEFLAGS += --jobs=3
 
 .PHONY: setup browser demo test test-fast lint format synth checkov smoke reports bench docs-images clean
 
