@@ -25,11 +25,9 @@ Why a few things are decided the way they are:
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,10 +48,8 @@ MAX_CURRENT_ROWS = 50_000
 # Newest capture objects a check reads: one object per request, so this bounds a check's time
 # under heavy traffic; the rows kept are capped at MAX_CURRENT_ROWS anyway.
 MAX_CAPTURE_FILES = 5_000
-EXECUTION_NAME_LIMIT = 80
 FEEDBACK_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
 
-_EXECUTION_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 # Always published, whatever the model config lists: the issue's live metrics per task.
 BASE_LIVE_METRICS: Mapping[Task, tuple[str, ...]] = {
@@ -849,21 +845,11 @@ def feedback_report(
 
 
 def retrain_execution_name(dataset: str, version_id: str, number: int) -> str:
-    """`<dataset>-<versionId>-retrain-<n>`, Step Functions-safe and at most 80 characters.
+    """The execution name of the `number`-th retrain of a dataset version (the upload's own
+    run is `pipelines.uploads.execution_name`)."""
+    from pipelines.uploads import later_execution_name
 
-    The upload's own run is `<dataset>-<versionId>` (see `pipelines.uploads.execution_name`);
-    the suffix keeps a retrain from colliding with it or with an earlier retrain, and a long
-    prefix is shortened with a hash so two datasets cannot meet in one name.
-    """
-    from pipelines.uploads import execution_name
-
-    suffix = f"-retrain-{number}"
-    base = execution_name(dataset, version_id)
-    if len(base) + len(suffix) <= EXECUTION_NAME_LIMIT:
-        return base + suffix
-    digest = hashlib.sha256(f"{dataset}\0{version_id}".encode()).hexdigest()[:12]
-    keep = EXECUTION_NAME_LIMIT - len(suffix) - len(digest) - 1
-    return f"{_EXECUTION_UNSAFE.sub('_', base)[:keep]}-{digest}{suffix}"
+    return later_execution_name(dataset, version_id, "retrain", number)
 
 
 def cooldown_cutoff(now: datetime, hours: float) -> str:

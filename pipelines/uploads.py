@@ -123,16 +123,22 @@ def execution_name(dataset: str, version_id: str) -> str:
     return f"{name[: EXECUTION_NAME_LIMIT - len(digest) - 1]}-{digest}"
 
 
-def rerun_execution_name(dataset: str, version_id: str, number: int) -> str:
-    """`<dataset>-<versionId>-rerun-<n>`: another run on the same version, at most 80 chars.
+def later_execution_name(dataset: str, version_id: str, kind: str, number: int) -> str:
+    """`<dataset>-<versionId>-<kind>-<n>`: a later run on the same version (`rerun`, `retrain`),
+    at most 80 characters.
 
-    The suffix keeps a rerun from colliding with the upload's own run and with earlier reruns
-    (and with `-retrain-<n>` runs); a long base keeps a hash of the full name, as above.
+    The suffix keeps it from colliding with the upload's own run and with earlier runs of
+    either kind; a long base keeps a hash of the full name, as above.
     """
-    suffix = f"-rerun-{number}"
+    suffix = f"-{kind}-{number}"
     base = execution_name(dataset, version_id)
     if len(base) + len(suffix) <= EXECUTION_NAME_LIMIT:
         return base + suffix
     digest = hashlib.sha256(f"{dataset}\0{version_id}".encode()).hexdigest()[:12]
     keep = EXECUTION_NAME_LIMIT - len(suffix) - len(digest) - 1
     return f"{base[:keep]}-{digest}{suffix}"
+
+
+def rerun_execution_name(dataset: str, version_id: str, number: int) -> str:
+    """The execution name of `driftline runs rerun`'s `number`-th run on the version."""
+    return later_execution_name(dataset, version_id, "rerun", number)
