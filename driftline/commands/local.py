@@ -125,10 +125,15 @@ def run_up(args: argparse.Namespace) -> int:
         twin.stop()
         reap_children()
         raise
-    write_state(state_dir, _state_document(twin.port, twin.cdk_out, result, started_at=started_at))
-    _print_deployed(twin.endpoint, result)
-    print("twin is up; Ctrl-C stops it", flush=True)
-    serve_until_signalled(twin, on_stop=lambda: clear_state(state_dir))
+
+    def announce() -> None:
+        write_state(
+            state_dir, _state_document(twin.port, twin.cdk_out, result, started_at=started_at)
+        )
+        _print_deployed(twin.endpoint, result)
+        print("twin is up; Ctrl-C stops it", flush=True)
+
+    serve_until_signalled(twin, on_ready=announce, on_stop=lambda: clear_state(state_dir))
     _say("twin stopped")
     return EXIT_OK
 

@@ -179,8 +179,18 @@ class Twin:
         self._saved_environment.clear()
 
 
-def serve_until_signalled(twin: Twin, *, on_stop: Callable[[], None] | None = None) -> None:
-    """Block until SIGINT or SIGTERM, then stop the twin (and run `on_stop`)."""
+def serve_until_signalled(
+    twin: Twin,
+    *,
+    on_ready: Callable[[], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
+) -> None:
+    """Block until SIGINT or SIGTERM, then stop the twin (and run `on_stop`).
+
+    `on_ready` (announcing the twin, e.g. writing its state file) runs once the signal
+    handlers are in place: whoever sees the announcement and stops the twin at once gets the
+    same clean stop as later, not an interrupted start-up.
+    """
     stopping = False
 
     def _handle(signum: int, _frame: Any) -> None:
@@ -189,6 +199,8 @@ def serve_until_signalled(twin: Twin, *, on_stop: Callable[[], None] | None = No
 
     previous = {sig: signal.signal(sig, _handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        if on_ready is not None:
+            on_ready()
         while not stopping:
             time.sleep(0.2)
     finally:

@@ -164,6 +164,41 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+STOPPED_WHILE_ANNOUNCING = """
+import os, signal
+from pathlib import Path
+from driftline.twin.server import Twin, free_port, serve_until_signalled
+
+events = []
+
+def announce():
+    events.append("announced")
+    os.kill(os.getpid(), signal.SIGTERM)  # whoever read the state file stops the twin at once
+    events.append("announce finished")
+
+twin = Twin(port=free_port(), state_dir=Path("."))
+serve_until_signalled(twin, on_ready=announce, on_stop=lambda: events.append("stopped"))
+print(",".join(events))
+"""
+
+
+def test_a_stop_signal_as_soon_as_the_twin_is_announced_is_a_clean_stop(tmp_path: Path) -> None:
+    """`local up` writes its state file from `on_ready`: a SIGTERM sent the moment that file
+    appears must stop the twin cleanly (exit 0, `on_stop` run), not interrupt its start-up."""
+    completed = subprocess.run(
+        [sys.executable, "-c", STOPPED_WHILE_ANNOUNCING],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "announced,announce finished,stopped"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree from /proc")
 def test_sigterm_stops_the_twin_and_leaves_no_child_process(
