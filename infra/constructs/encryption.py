@@ -64,6 +64,7 @@ class DataKey(Construct):
                     "kms:GenerateDataKey*",
                     "kms:Describe*",
                 ],
+                # In a key policy, Resource "*" means this key itself, nothing wider.
                 resources=["*"],
                 conditions={
                     "StringEquals": {"aws:SourceAccount": account},

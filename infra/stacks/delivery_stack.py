@@ -166,6 +166,9 @@ class AccessStack(Stack):
         )
         stacks.data.tables.models.grant_read_write_data(role)
         stacks.data.artifacts_bucket.grant_read_write(role, "models/*")
+        # Resource "*" (acknowledged in DELIVERY_ACKNOWLEDGEMENTS): DescribeAlarms returns
+        # composite alarms only when scoped to "*", and the soak check reads the history of the
+        # whole account's alarms over the window in one call (no alarm name to scope it by).
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"],
@@ -554,8 +557,9 @@ DELIVERY_ACKNOWLEDGEMENTS: tuple[PatternAcknowledgement, ...] = (
     PatternAcknowledgement(
         rule=r"AwsSolutions-IAM5\[Resource::\*\]",
         construct_path=r"Driftline-\w+-Access/ModelPromotionRole/DefaultPolicy/Resource",
-        reason="cloudwatch:DescribeAlarms and DescribeAlarmHistory support no resource-level "
-        "permissions; the soak check reads the env's alarm states and history, nothing else",
+        reason="cloudwatch:DescribeAlarms returns composite alarms only when scoped to '*', "
+        "and the soak check reads DescribeAlarmHistory for the window without an alarm name; "
+        "read-only, alarm states and history, nothing else",
     ),
     PatternAcknowledgement(
         rule=r"AwsSolutions-IAM5\[Resource::Driftline-\w+-Monitoring:ExportsOutputFnGetAtt"
