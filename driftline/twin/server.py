@@ -166,17 +166,13 @@ class Twin:
             self._restore_environment()
 
     def _set_environment(self, values: dict[str, str]) -> None:
-        for name, value in values.items():
-            self._saved_environment.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
+        """Set `values`, keeping what was there before the first change for the restore."""
+        previous = connect.set_environment(values)
+        self._saved_environment = {**previous, **self._saved_environment}
 
     def _restore_environment(self) -> None:
-        for name, value in self._saved_environment.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_environment.clear()
+        connect.set_environment(self._saved_environment)
+        self._saved_environment = {}
 
 
 def serve_until_signalled(
