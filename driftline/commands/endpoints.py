@@ -87,14 +87,6 @@ def endpoint_target(outputs: Mapping[str, str], env: str, model: str) -> Endpoin
     return targets[model]
 
 
-def endpoint_urls(outputs: Mapping[str, str]) -> dict[str, str]:
-    try:
-        document = json.loads(outputs.get(ENDPOINTS_OUTPUT, "{}"))
-    except json.JSONDecodeError:
-        return {}
-    return {str(m): str(e.get("url", "")) for m, e in document.items() if isinstance(e, dict)}
-
-
 def who() -> str:
     try:
         return f"cli:{getpass.getuser()}"
@@ -113,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
         dedicated = endpoint_targets(outputs, args.env)
         if command == "list":
             rows = [
-                endpoint_summary(registry, target, endpoint_urls(outputs).get(model))
-                for model, target in sorted(dedicated.items())
+                endpoint_summary(registry, target, target.url)
+                for _, target in sorted(dedicated.items())
             ]
             rows += [
                 shared_summary(item, shared_url)
@@ -127,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             return _run_shared(args, outputs, registry, shared_url)
         target = endpoint_target(outputs, args.env, args.model)
         if command == "show":
-            document = endpoint_summary(registry, target, endpoint_urls(outputs).get(args.model))
+            document = endpoint_summary(registry, target, target.url)
             document["current"] = registry.current(args.model)
             emit(document, as_json=args.json, rows=[human_row(_without(document, "current"))])
         elif command == "history":

@@ -26,7 +26,6 @@ from driftline.commands.endpoints import (
     ENDPOINTS_OUTPUT,
     endpoint_target,
     endpoint_targets,
-    endpoint_urls,
 )
 from driftline.envs import add_env_argument
 from driftline.errors import DriftlineError, UsageError
@@ -69,8 +68,11 @@ def read_request(text: str) -> Any:
 
 def invoke_live(outputs: Mapping[str, str], env: str, model: str, request: Any) -> Any:
     """Send one request to the model's `live` alias; Lambda-level failures raise."""
-    if model in endpoint_targets(outputs, env) or not outputs.get(SHARED_ENDPOINT_OUTPUT):
-        target = endpoint_target(outputs, env, model)
+    dedicated = endpoint_targets(outputs, env)
+    if model in dedicated:
+        target = dedicated[model]
+    elif not outputs.get(SHARED_ENDPOINT_OUTPUT):
+        target = endpoint_target(outputs, env, model)  # one line naming the known endpoints
     else:
         target = EndpointTarget(model=model, function_name=outputs[SHARED_ENDPOINT_OUTPUT])
         rows = request.get("rows") if isinstance(request, Mapping) else request
@@ -99,11 +101,13 @@ def post_live(outputs: Mapping[str, str], env: str, model: str, request: Any) ->
 
     A model on the shared endpoint is addressed by path: `<SharedEndpointUrl>/models/<model>`.
     """
-    if model not in endpoint_targets(outputs, env) and outputs.get(SHARED_URL_OUTPUT):
-        url: str | None = f"{outputs[SHARED_URL_OUTPUT].rstrip('/')}/models/{model}"
+    dedicated = endpoint_targets(outputs, env)
+    if model in dedicated:
+        url = dedicated[model].url
+    elif outputs.get(SHARED_URL_OUTPUT):
+        url = f"{outputs[SHARED_URL_OUTPUT].rstrip('/')}/models/{model}"
     else:
-        endpoint_target(outputs, env, model)  # an unknown model: one line naming the known ones
-        url = endpoint_urls(outputs).get(model)
+        url = endpoint_target(outputs, env, model).url  # one line naming the known endpoints
     if not url:
         raise UsageError(
             f"endpoint {model} in env {env!r} has no Function URL in output {ENDPOINTS_OUTPUT}: "

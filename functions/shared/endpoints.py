@@ -84,6 +84,7 @@ class EndpointTarget:
     alias: str = LIVE_ALIAS
     deployment_application: str | None = None
     deployment_group: str | None = None
+    url: str = ""  # its Function URL, where it has one
 
     @property
     def has_deployment_group(self) -> bool:
@@ -108,6 +109,7 @@ def parse_endpoint_targets(text: str, *, source: str) -> dict[str, EndpointTarge
             alias=str(entry.get("alias") or LIVE_ALIAS),
             deployment_application=entry.get("deployment_application") or None,
             deployment_group=entry.get("deployment_group") or None,
+            url=str(entry.get("url", "")),
         )
     return targets
 
