@@ -155,14 +155,23 @@ def test_image_function_runs_its_command_from_the_staged_folder(
 
 
 S3_SUBSCRIBER = """
-import json, time
+import time
 import boto3
 
 def handler(event, context):
-    time.sleep(1)
+    # Waits for a "release" object the test writes only after its PutObject returned: were
+    # the notification delivered synchronously, the upload would wait on this handler, the
+    # release would never come in time and the journal would say so.
     record = event["Records"][0]["s3"]
-    target = record["bucket"]["name"] + "-journal"
-    boto3.client("s3").put_object(Bucket=target, Key=record["object"]["key"], Body=b"seen")
+    journal = record["bucket"]["name"] + "-journal"
+    s3 = boto3.client("s3")
+    deadline = time.monotonic() + 8
+    released = False
+    while not released and time.monotonic() < deadline:
+        released = bool(s3.list_objects_v2(Bucket=journal, Prefix="release").get("KeyCount"))
+        time.sleep(0.05)
+    body = b"seen after the upload returned" if released else b"the upload waited for me"
+    s3.put_object(Bucket=journal, Key=record["object"]["key"], Body=body)
 """
 
 
@@ -171,8 +180,9 @@ def test_s3_notification_invokes_lambda_without_blocking_the_upload(
 ) -> None:
     s3, lam = moto_server.client("s3"), moto_server.client("lambda")
     bucket = f"b-{uuid.uuid4().hex[:8]}"
+    journal = f"{bucket}-journal"
     s3.create_bucket(Bucket=bucket)
-    s3.create_bucket(Bucket=f"{bucket}-journal")
+    s3.create_bucket(Bucket=journal)
     name = moto_server.zip_function(S3_SUBSCRIBER, Timeout=10)
     arn = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
     s3.put_bucket_notification_configuration(
@@ -184,12 +194,12 @@ def test_s3_notification_invokes_lambda_without_blocking_the_upload(
         },
     )
 
-    started = time.monotonic()
     s3.put_object(Bucket=bucket, Key="upload.csv", Body=b"x")
-    upload_seconds = time.monotonic() - started
+    s3.put_object(Bucket=journal, Key="release", Body=b"")
 
-    eventually(lambda: s3.list_objects_v2(Bucket=f"{bucket}-journal").get("KeyCount"))
-    assert upload_seconds < 0.5  # the handler's 1 s sleep did not hold up the PUT
+    eventually(lambda: s3.list_objects_v2(Bucket=journal, Prefix="upload.csv").get("KeyCount"))
+    entry = s3.get_object(Bucket=journal, Key="upload.csv")["Body"].read()
+    assert entry == b"seen after the upload returned"
 
 
 FAULTY_HANDLER = """
